@@ -1,0 +1,1 @@
+"""turnout's control plane: route contract, reconciler, handlers and CLI."""

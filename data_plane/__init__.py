@@ -1,0 +1,1 @@
+"""turnout's data plane: the local gateway and the proxy handler."""

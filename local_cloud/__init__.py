@@ -1,0 +1,1 @@
+"""The local cloud: moto plus the managed glue moto lacks, so the stack runs on one machine."""
