@@ -6,8 +6,10 @@ link-local (the instance metadata service at 169.254.169.254 and fd00:ec2::254),
 shared (CGNAT), multicast, unspecified, reserved or broadcast addresses, nor an IPv6 address
 that embeds one of those IPv4 addresses (IPv4-mapped, IPv4-compatible, 6to4, NAT64).
 IPv4 literals are read the way ``inet_aton`` and browsers read them, so ``2130706433``,
-``0177.0.0.1``, ``0x7f.1`` and ``127.1`` are all 127.0.0.1. A ``targets`` upstream is the
-opposite: in-VPC addresses, which must be private.
+``0177.0.0.1``, ``0x7f.1`` and ``127.1`` are all 127.0.0.1. Names that only exist inside a
+network (``localhost``, ``*.localhost``, ``*.internal``, ``*.local``, ``*.localdomain``,
+``*.home.arpa``) are refused without a lookup. A ``targets`` upstream is the opposite:
+in-VPC addresses, which must be private.
 
 Everything here is pure except :func:`system_resolver`. DNS is injected as a
 :data:`Resolver`; a host that does not resolve is not an error (DNS changes over time), and the
@@ -49,7 +51,7 @@ _NUMERIC_LABEL = re.compile(r"(?:0[xX][0-9A-Fa-f]*|[0-9]+)")
 _V4 = ipaddress.IPv4Network
 _V6 = ipaddress.IPv6Network
 
-_IPV4_RANGES: tuple[tuple[ipaddress.IPv4Network, str], ...] = (
+REFUSED_IPV4: tuple[tuple[ipaddress.IPv4Network, str], ...] = (
     (_V4("0.0.0.0/32"), "unspecified"),
     (_V4("0.0.0.0/8"), "reserved ('this network')"),
     (_V4("10.0.0.0/8"), "private (RFC 1918)"),
@@ -70,10 +72,10 @@ _IPV4_RANGES: tuple[tuple[ipaddress.IPv4Network, str], ...] = (
     (_V4("240.0.0.0/4"), "reserved"),
 )
 
-_IPV6_RANGES: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
+REFUSED_IPV6: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
     (_V6("::/128"), "unspecified"),
     (_V6("::1/128"), "loopback"),
-    (_V6("fd00:ec2::254/128"), "link-local (the instance metadata service)"),
+    (_V6("fd00:ec2::254/128"), "the instance metadata service (IPv6)"),
     (_V6("fd00:ec2::/32"), "reserved by AWS"),
     (_V6("::/96"), "IPv4-compatible (deprecated)"),
     (_V6("64:ff9b:1::/48"), "private (local-use NAT64)"),
@@ -89,9 +91,12 @@ _IPV6_RANGES: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
 _IPV6_GLOBAL_UNICAST = _V6("2000::/3")
 _NAT64 = _V6("64:ff9b::/96")
 
-_TARGET_IPV4 = (_V4("10.0.0.0/8"), _V4("172.16.0.0/12"), _V4("192.168.0.0/16"),
-                _V4("100.64.0.0/10"))
-_TARGET_IPV6 = _V6("fc00::/7")
+TARGET_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+    _V4("10.0.0.0/8"), _V4("172.16.0.0/12"), _V4("192.168.0.0/16"), _V4("100.64.0.0/10"),
+    _V6("fc00::/7"),
+)
+PRIVATE_NAME_SUFFIXES = ("localhost", "internal", "local", "localdomain", "home.arpa")
+"""Names that only ever point inside a network: refused for url upstreams without a lookup."""
 _AWS_RESERVED_IPV6 = _V6("fd00:ec2::/32")
 _LOOPBACK_V4 = _V4("127.0.0.0/8")
 
@@ -171,7 +176,7 @@ def address_refusal(address: IPAddress, *, allow_loopback: bool = False) -> str 
 
 
 def _ipv4_refusal(address: ipaddress.IPv4Address) -> str | None:
-    for network, label in _IPV4_RANGES:
+    for network, label in REFUSED_IPV4:
         if address in network:
             return label
     return None
@@ -185,7 +190,7 @@ def _ipv6_refusal(address: ipaddress.IPv6Address) -> str | None:
         form, v4 = embedded
         inner = _ipv4_refusal(v4)
         return None if inner is None else f"{form} {v4}, {inner}"
-    for network, label in _IPV6_RANGES:
+    for network, label in REFUSED_IPV6:
         if address in network:
             return label
     if address not in _IPV6_GLOBAL_UNICAST:
@@ -208,23 +213,14 @@ def target_refusal(text: str) -> Refusal | None:
     address = parse_ip(text)
     if address is None:
         return Refusal("TargetAddressInvalid", "not an IP address written in the usual form")
-    if isinstance(address, ipaddress.IPv4Address):
-        if any(address in network for network in _TARGET_IPV4):
-            return None
-    elif address in _TARGET_IPV6 and address not in _AWS_RESERVED_IPV6:
+    in_range = any(address in network for network in TARGET_NETWORKS)
+    if in_range and address not in _AWS_RESERVED_IPV6:
         return None
     return Refusal(
         "TargetAddressNotPrivate",
-        f"{address} is not a private address; in-VPC targets must be in 10.0.0.0/8, "
-        "172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10 or fc00::/7",
+        f"{address} is not a private address; in-VPC targets must be in "
+        + ", ".join(str(network) for network in TARGET_NETWORKS),
     )
-
-
-def is_target_allowed(text: str, *, allow_loopback: bool = False) -> bool:
-    """True when ``text`` may be an in-VPC target (loopback too with ``allow_loopback``)."""
-    if allow_loopback and is_loopback(text):
-        return True
-    return target_refusal(text) is None
 
 
 def is_loopback(text: str) -> bool:
@@ -239,6 +235,7 @@ def is_loopback(text: str) -> bool:
 class _Host:
     name: str | None = None
     address: IPAddress | None = None
+    written: str = ""
 
 
 def check_upstream_url(
@@ -369,15 +366,18 @@ def _read_host(text: str) -> tuple[_Host | None, list[Refusal]]:
             return None, [Refusal(
                 "UpstreamUrlInvalid", "the host looks like an IPv4 address but is not a valid one"
             )]
-        return _Host(address=address), []
+        return _Host(address=address, written=text), []
     if len(text) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         return None, [Refusal("UpstreamUrlInvalid", "the host is not a valid DNS name")]
     return _Host(name=text.lower()), []
 
 
-def _is_local_name(name: str) -> bool:
+def _private_suffix(name: str) -> str | None:
     bare = name.rstrip(".")
-    return bare == "localhost" or bare.endswith(".localhost")
+    for suffix in PRIVATE_NAME_SUFFIXES:
+        if bare == suffix or bare.endswith("." + suffix):
+            return suffix
+    return None
 
 
 def _is_permitted_loopback(host: _Host, allow_loopback: bool) -> bool:
@@ -396,12 +396,19 @@ def _address_refusals(
         label = address_refusal(host.address, allow_loopback=allow_loopback)
         if label is None:
             return []
-        return [Refusal("UpstreamAddressNotAllowed", f"{host.address} is not allowed: {label}")]
+        shown = str(host.address)
+        if host.written and host.written.rstrip(".") != shown:
+            shown = f"{host.written[:64]} (that is {shown})"
+        return [Refusal("UpstreamAddressNotAllowed", f"{shown} is not allowed: {label}")]
     name = host.name or ""
-    if _is_local_name(name):
+    suffix = _private_suffix(name)
+    if suffix is not None:
         if _is_permitted_loopback(host, allow_loopback):
             return []
-        return [Refusal("UpstreamAddressNotAllowed", f"{name} names this machine (loopback)")]
+        where = "this machine" if suffix == "localhost" else "a private network"
+        what = suffix if name.rstrip(".") == suffix else f"names under .{suffix}"
+        verb = "points" if what == suffix else "point"
+        return [Refusal("UpstreamAddressNotAllowed", f"{what} {verb} at {where}")]
     if resolver is None:
         return []
     refused = []

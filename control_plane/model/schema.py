@@ -16,6 +16,7 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema
 
+from control_plane.model import egress
 from control_plane.model.route import Route
 from control_plane.model.validation import REASONS
 
@@ -92,8 +93,43 @@ def render_reference() -> str:
     ]
     for name, obj in [("Route", schema), *_objects_in_order(schema, defs)]:
         lines.extend(_object_table(name, obj, defs))
+    lines.extend(_egress_section())
     lines.extend(_reason_table())
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _egress_section() -> list[str]:
+    suffixes = ", ".join(f"`{s}`" for s in egress.PRIVATE_NAME_SUFFIXES)
+    lines = [
+        "## Egress policy",
+        "",
+        "A `url` upstream is a third-party endpoint: `https://host[:port][/base-path]` (plain",
+        "`http` only with `allow_insecure: true`), without credentials, query or fragment, in",
+        "the characters an API Gateway stage variable holds (`A-Za-z0-9-._~:/?#&=,`; so an",
+        "IPv6 upstream is named by a host name). Its host must not be, or resolve to, an",
+        "address in the ranges below; IPv4 is read in every spelling `inet_aton` accepts",
+        "(`2130706433`, `0177.0.0.1`, `0x7f.1`, `127.1`), and an IPv6 address that embeds an",
+        "IPv4 one (IPv4-mapped, 6to4, NAT64) is judged by that IPv4 address. Names equal to or",
+        f"under {suffixes} are refused without a lookup. A name that does not resolve",
+        "is accepted; the data plane checks every address it connects to.",
+        "",
+        "| range | refused as |",
+        "|---|---|",
+    ]
+    lines.extend(f"| `{network}` | {label} |" for network, label in egress.REFUSED_IPV4)
+    lines.extend(f"| `{network}` | {label} |" for network, label in egress.REFUSED_IPV6)
+    lines.extend([
+        "| anything outside `2000::/3` | reserved |",
+        "",
+        "A `targets` upstream is the opposite: each `ip` is an in-VPC address in "
+        + ", ".join(f"`{network}`" for network in egress.TARGET_NETWORKS)
+        + " (not `fd00:ec2::/32`, which AWS reserves), written plainly (`10.0.0.1`).",
+        "",
+        "`turnout up --allow-loopback-upstreams` (local demos) also permits `127.0.0.0/8`, `::1`",
+        "and `localhost`, with plain `http` for them, and nothing else.",
+        "",
+    ])
+    return lines
 
 
 def _objects_in_order(schema: dict[str, Any], defs: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -21,6 +21,8 @@ Reason codes for the structure:
 - ``ConflictingFields``: an upstream with both ``url`` and ``targets``.
 - ``InvalidValue``: any other structural problem.
 - ``UnreadableDocument``: the input could not be read at all.
+- ``TooManyProblems``: the last entry when more problems were found than are listed
+  (at most 50 are).
 
 Reason codes for the rules:
 
@@ -88,6 +90,7 @@ REASONS: dict[str, str] = {
     "ConflictingFields": "An upstream with both url and targets.",
     "InvalidValue": "Any other structural problem.",
     "UnreadableDocument": "The input could not be read at all.",
+    "TooManyProblems": "More problems were found than are listed (at most 50 are).",
     "InvalidPath": "The path is not an API Gateway resource path.",
     "AnyMethodNotAlone": "ANY listed together with other methods.",
     "DuplicateUpstreamName": "Two upstreams share a name.",
@@ -113,6 +116,7 @@ REASONS: dict[str, str] = {
 }
 
 MESSAGE_LIMIT = 500
+MAX_PROBLEMS = 50
 _NAME = re.compile(NAME_PATTERN)
 _SIMPLE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 _LITERAL_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
@@ -271,12 +275,22 @@ def _message(kind: str, loc: tuple[object, ...], error: Any) -> str:
         return f"expected {hint}" if hint else "does not match the required pattern"
     if kind.endswith("_type"):
         return "wrong type for this field"
-    unit = "characters" if kind.startswith("string_") else "items"
+    unit = "character" if kind.startswith("string_") else "item"
     if kind in ("string_too_long", "too_long") and "max_length" in context:
-        return f"at most {context['max_length']} {unit} allowed"
+        return f"at most {_count(context['max_length'], unit)} allowed"
     if kind in ("string_too_short", "too_short") and "min_length" in context:
-        return f"at least {context['min_length']} {unit} needed"
+        return f"at least {_count(context['min_length'], unit)} needed"
+    bounds = {"ge": "at least", "gt": "more than", "le": "at most", "lt": "less than"}
+    for key, words in bounds.items():
+        if key in context:
+            return f"must be {words} {context[key]}"
+    if kind == "literal_error" and "expected" in context:
+        return f"expected {context['expected']}"
     return _shorten(str(error.get("msg") or "invalid value"), MESSAGE_LIMIT)
+
+
+def _count(number: object, unit: str) -> str:
+    return f"{number} {unit}" if number == 1 else f"{number} {unit}s"
 
 
 def _unknown_field_message(loc: tuple[object, ...]) -> str:
@@ -527,12 +541,17 @@ def _upstream_auth_problems(route: Route) -> Iterator[Problem]:
 
 
 def _unique_problems(problems: list[Problem]) -> list[Problem]:
+    """Problems without repeats, at most :data:`MAX_PROBLEMS` of them and a count of the rest."""
     seen: set[Problem] = set()
     out = []
     for problem in problems:
         if problem not in seen:
             seen.add(problem)
             out.append(problem)
+    if len(out) > MAX_PROBLEMS:
+        rest = len(out) - MAX_PROBLEMS
+        out = [*out[:MAX_PROBLEMS],
+               Problem("", "TooManyProblems", f"{rest} more problems are not listed")]
     return out
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import boto3
 
 from control_plane.model.item import to_item
+from local_cloud.stream_records import lambda_record
 
 
 @dataclass
@@ -97,13 +98,7 @@ class Stack:
                 if not page["Records"]:
                     break
             self._iterators[sid] = it
-        for r in records:
-            r["eventSourceARN"] = self.stream_arn
-            r["dynamodb"]["ApproximateCreationDateTime"] = (
-                r["dynamodb"]["ApproximateCreationDateTime"].timestamp()
-                if hasattr(r["dynamodb"].get("ApproximateCreationDateTime"), "timestamp")
-                else r["dynamodb"].get("ApproximateCreationDateTime"))
-        return {"Records": records}
+        return {"Records": [lambda_record(r, self.stream_arn) for r in records]}
 
     # ---- reading the world back ------------------------------------------------------
 

@@ -112,6 +112,11 @@ HOSTILE = [
     ("https://LOCALHOST:8443", NOT_ALLOWED),
     ("https://localhost.", NOT_ALLOWED),
     ("https://api.localhost", NOT_ALLOWED),
+    # names that only exist inside a network
+    ("https://instance-data.ec2.internal/latest", NOT_ALLOWED),
+    ("https://metadata.google.internal", NOT_ALLOWED),
+    ("https://printer.local", NOT_ALLOWED),
+    ("https://router.home.arpa", NOT_ALLOWED),
     # names that resolve to forbidden addresses
     ("https://internal.example", NOT_ALLOWED),
     ("https://rebind.example", NOT_ALLOWED),

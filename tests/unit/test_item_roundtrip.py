@@ -113,11 +113,11 @@ json_values = st.recursive(
     ),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                   max_size=4),
-    max_leaves=20,
+    max_leaves=10,
 )
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(st.dictionaries(st.text(min_size=1, max_size=8), json_values, max_size=6))
 def test_any_json_document_survives_a_round_trip(doc):
     assert from_item(to_item(doc)) == doc

@@ -103,6 +103,17 @@ def test_every_broken_rule_is_reported_not_only_the_first():
     }
 
 
+def test_a_flood_of_problems_is_cut_short_with_a_count():
+    doc = minimal(**{f"junk{i}": i for i in range(10_000)})
+    with pytest.raises(InvalidRouteError) as caught:
+        validate_route(doc)
+    problems = caught.value.problems
+    assert len(problems) == 51
+    assert problems[-1].reason == "TooManyProblems"
+    assert "9950 more" in problems[-1].message
+    assert len(str(caught.value)) < 10_000
+
+
 def test_a_document_that_is_not_an_object_is_rejected_as_a_whole():
     assert problems_of("route") == [("", "WrongType")]
 

@@ -33,7 +33,7 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "schemas" / "examples"
 VALID_DOCS = [json.loads(p.read_text()) for p in sorted((EXAMPLES_DIR / "valid").glob("*.json"))]
 VALIDATOR = Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
 PROPERTY_SETTINGS = settings(
-    max_examples=150, deadline=None, database=None,
+    max_examples=100, deadline=None, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -251,20 +251,19 @@ def _nudge(current: Any, value: Any) -> Any:
 
 def pick(good: tuple, bad: tuple = ()) -> st.SearchStrategy:
     """Mostly a good value; sometimes a bad one; now and then any JSON scalar."""
-    return st.tuples(
-        st.sampled_from(range(100)), st.sampled_from(good),
-        st.sampled_from(bad or good), json_scalars,
-    ).map(lambda d: d[3] if d[0] < 2 else d[2] if d[0] < 5 else d[1])
+    choices = {"good": st.sampled_from(good), "bad": st.sampled_from(bad or good),
+               "junk": json_scalars}
+    return st.sampled_from(["junk"] * 2 + ["bad"] * 4 + ["good"] * 94).flatmap(choices.get)
 
 
 def or_junk(strategy: st.SearchStrategy) -> st.SearchStrategy:
     """``strategy``, or (rarely) any JSON scalar in its place."""
-    return st.tuples(st.sampled_from(range(30)), strategy, json_scalars).map(
-        lambda d: d[2] if d[0] == 0 else d[1]
+    return st.sampled_from([False] + [True] * 29).flatmap(
+        lambda keep: strategy if keep else json_scalars
     )
 
 
-names = pick(("primary", "backup", "a", "b-2", "0"), ("Primary", "a" * 64, ""))
+names = pick(("primary", "backup", "a", "b-2", "0", "n" * 63), ("Primary", "a" * 64, ""))
 target_dicts = st.fixed_dictionaries(
     {"ip": pick(("10.0.0.1", "10.0.0.2", "fd00::1", "100.64.1.1"), ("8.8.8.8", "10.1")),
      "port": pick((1, 443, 8443, 65535), (0, 65536, "443"))},
@@ -310,7 +309,7 @@ auths = st.fixed_dictionaries(
     optional={"format": pick(("{secret}", "Bearer {secret}"), ("\n{secret}",))},
 )
 routes = st.fixed_dictionaries(
-    {"route_id": pick(("payments", "a", "0-x"), ("Bad", "x" * 64)),
+    {"route_id": pick(("payments", "a", "0-x", "r" * 63), ("Bad", "x" * 64, "r-\n")),
      "path": pick(("/payments/{proxy+}", "/a", "/"), ("", "x" * 1025)),
      "upstreams": or_junk(st.lists(upstream_dicts, min_size=1, max_size=3))},
     optional={
@@ -330,7 +329,7 @@ routes = st.fixed_dictionaries(
             "on": st.lists(pick(("5xx", "timeout", "connect-failure"), ("4xx",)), max_size=3,
                            unique=True),
         })),
-        "description": pick(("text", ""), ("x" * 1025,)),
+        "description": pick(("text", "", "d" * 1024), ("x" * 1025,)),
     },
 )
 
@@ -368,7 +367,7 @@ def test_schema_and_model_agree_on_generated_documents(doc):
     assert_same_verdict(doc)
 
 
-@PROPERTY_SETTINGS
+@settings(PROPERTY_SETTINGS, max_examples=60)
 @given(json_values)
 def test_schema_and_model_agree_on_arbitrary_json(doc):
     assert_same_verdict(doc)
@@ -398,7 +397,7 @@ def assert_rejects_cleanly_or_accepts(doc: object) -> None:
             if problem.field:
                 assert FIELD_PATH.fullmatch(problem.field), problem.field
             else:
-                assert problem.reason == "WrongType"
+                assert problem.reason in ("WrongType", "TooManyProblems")
     else:
         assert isinstance(route, Route)
         assert len(route.spec_hash()) == 64
@@ -417,7 +416,7 @@ def test_validation_rejects_any_generated_document_cleanly(doc):
     assert_rejects_cleanly_or_accepts(doc)
 
 
-@PROPERTY_SETTINGS
+@settings(PROPERTY_SETTINGS, max_examples=60)
 @given(any_values)
 def test_validation_rejects_any_value_cleanly(doc):
     assert_rejects_cleanly_or_accepts(doc)

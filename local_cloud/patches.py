@@ -1,0 +1,268 @@
+"""The few places where the local cloud changes moto's behaviour, all in this module.
+
+Applied once per process by :func:`apply_patches`. Patches 1 and 4 act only while a runtime is
+bound with :func:`bind` (unbound, moto behaves as without them); 2, 3 and 5 fix moto and are
+always on.
+
+1. **Lambda Invoke** (``LambdaBackend.invoke``, ``LambdaSimpleBackend.invoke``).
+   Without the patch moto runs the function in Docker (which fails here: "error running
+   docker", ``FunctionError: Handled``) or, with ``use_docker: false``, echoes the payload
+   without running any code. With it, the bound invoker runs the handler in this process and
+   the real payload comes back, with ``X-Amz-Function-Error: Unhandled`` when it failed.
+   This serves every caller of the Invoke API: boto3 / the CLI on the endpoint and moto's Step
+   Functions interpreter (``lambda:invoke`` and Lambda-ARN tasks, which it sends to
+   ``localhost:$MOTO_PORT``). ``Event`` invocations run in the background; ``DryRun`` runs
+   nothing.
+
+2. **DynamoDB stream event source mappings** (``LambdaBackend.send_dynamodb_items``).
+   Without the patch, every write to a table that has (or ever had) a mapping makes moto
+   invoke the function synchronously through the Docker path and then *empty the stream
+   shard*, so stream readers see nothing. With it, moto never runs a DynamoDB-stream mapping
+   and the records stay on the stream, where
+   :class:`local_cloud.stream_mappings.EventSourceMappingRunner` reads them. This is patched
+   rather than clearing ``table.lambda_event_source_mappings`` after a deploy because it also
+   covers mappings created later (a stack update, ``create-event-source-mapping`` from the
+   CLI) and leaves no window in which a write could wipe the shard.
+
+3. **Old shard iterators** (``DynamoDBStreamsBackend.get_records``). moto keeps every iterator
+   it hands out forever; a poller asking four times a second would grow the process without
+   bound. The oldest iterators beyond :data:`MAX_SHARD_ITERATORS` are forgotten (AWS expires
+   them after 15 minutes).
+
+4. **EventBridge delivery** (``Rule.send_to_targets``). Without the patch a matching rule with
+   a Step Functions or Lambda target makes ``PutEvents`` raise ``NotImplementedError`` (HTTP
+   500, which botocore retries, duplicating the deliveries that did happen). With it, those
+   targets are handed to the bound sink (which delivers them asynchronously, as EventBridge
+   does) and the other targets (SQS, Logs, buses, ...) stay moto's. Matching is moto's own
+   ``EventPattern``; a ``DISABLED`` rule delivers nothing, as on AWS.
+
+5. **State machines created by CloudFormation** (``StateMachine.*_from_cloudformation_json``).
+   With the Step Functions interpreter on, the API serves moto's *parser* backend, but
+   CloudFormation creates, updates and deletes state machines in the plain backend, so a
+   stack's state machine cannot be found, described or started. With the patch,
+   CloudFormation uses the backend the API serves.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+MAX_SHARD_ITERATORS = 10_000
+DISPATCHED_SERVICES = frozenset({"states", "lambda"})
+
+
+class LambdaInvoker(Protocol):
+    """What the Invoke patch needs from the function runtime."""
+
+    def invoke_payload(self, function_name: str, payload: bytes | str | None, *,
+                       qualifier: str | None = None) -> Any:
+        """Return an object with ``payload: bytes`` and ``function_error: str | None``."""
+
+
+@dataclass(frozen=True)
+class RuleRef:
+    """The rule whose target is being delivered."""
+
+    name: str
+    arn: str
+    event_bus_name: str
+
+
+class EventTargetSink(Protocol):
+    """Where the EventBridge patch sends Step Functions and Lambda targets."""
+
+    def deliver(self, rule: RuleRef, target: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        """Accept one matched event for one target; must not block on the delivery."""
+
+
+class _Bindings:
+    def __init__(self) -> None:
+        self.invoker: LambdaInvoker | None = None
+        self.event_sink: EventTargetSink | None = None
+
+
+_bindings = _Bindings()
+_applied = False
+_apply_lock = threading.Lock()
+
+
+def bind(*, invoker: LambdaInvoker | None = None,
+         event_sink: EventTargetSink | None = None) -> None:
+    """Route moto's Lambda invokes and EventBridge targets to these (``None`` leaves as is)."""
+    apply_patches()
+    if invoker is not None:
+        _bindings.invoker = invoker
+    if event_sink is not None:
+        _bindings.event_sink = event_sink
+
+
+def unbind(*, invoker: LambdaInvoker | None = None,
+           event_sink: EventTargetSink | None = None) -> None:
+    """Undo :func:`bind` for these objects (only if they are still the bound ones)."""
+    if invoker is not None and _bindings.invoker is invoker:
+        _bindings.invoker = None
+    if event_sink is not None and _bindings.event_sink is event_sink:
+        _bindings.event_sink = None
+
+
+def apply_patches() -> None:
+    """Install the patches on moto's classes (once per process)."""
+    global _applied
+    with _apply_lock:
+        if _applied:
+            return
+        _patch_lambda_invoke()
+        _patch_dynamodb_stream_mappings()
+        _patch_shard_iterators()
+        _patch_eventbridge_targets()
+        _patch_state_machine_stack_resources()
+        _applied = True
+
+
+def _patch_lambda_invoke() -> None:
+    from moto.awslambda.models import LambdaBackend
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    for backend_class in (LambdaBackend, LambdaSimpleBackend):
+        original = backend_class.invoke
+
+        def invoke(self: Any, function_name: str, qualifier: str | None, body: Any,
+                   headers: Any, response_headers: Any, _original: Any = original) -> Any:
+            invoker = _bindings.invoker
+            if invoker is None:
+                return _original(self, function_name, qualifier, body, headers, response_headers)
+            self.get_function(function_name, qualifier)  # 404 for an unknown function
+            return _serve_invoke(invoker, function_name, qualifier, body, headers,
+                                 response_headers)
+
+        backend_class.invoke = invoke
+
+
+def _serve_invoke(invoker: LambdaInvoker, function_name: str, qualifier: str | None,
+                  body: Any, headers: Any, response_headers: dict[str, str]) -> bytes:
+    invocation_type = (headers.get("X-Amz-Invocation-Type") if headers else None) or (
+        "RequestResponse"
+    )
+    if invocation_type == "DryRun":
+        return b""
+    if invocation_type == "Event":
+        worker = threading.Thread(
+            target=_invoke_in_background, args=(invoker, function_name, qualifier, body),
+            name="lambda-event-invoke", daemon=True,
+        )
+        worker.start()
+        return b""
+    result = invoker.invoke_payload(function_name, body, qualifier=qualifier)
+    if result.function_error:
+        response_headers["x-amz-function-error"] = result.function_error
+    response_headers["x-amz-executed-version"] = "$LATEST"
+    return result.payload
+
+
+def _invoke_in_background(invoker: LambdaInvoker, function_name: str, qualifier: str | None,
+                          body: Any) -> None:
+    result = invoker.invoke_payload(function_name, body, qualifier=qualifier)
+    if result.function_error:
+        log.warning("asynchronous invocation of %s failed: %s", function_name,
+                    result.payload.decode("utf-8", "replace"))
+
+
+def _patch_dynamodb_stream_mappings() -> None:
+    from moto.awslambda.models import LambdaBackend
+
+    def send_dynamodb_items(self: Any, function_arn: str, items: list[Any], source: str) -> str:
+        return ""  # falsy: moto keeps the shard's records and invokes nothing
+
+    LambdaBackend.send_dynamodb_items = send_dynamodb_items
+
+
+def _patch_shard_iterators() -> None:
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+
+    original = DynamoDBStreamsBackend.get_records
+
+    def get_records(self: Any, iterator_arn: str, limit: int) -> dict[str, Any]:
+        result = original(self, iterator_arn, limit)
+        iterators = self.shard_iterators
+        excess = len(iterators) - MAX_SHARD_ITERATORS
+        if excess > 0:
+            for stale in list(iterators)[:excess]:
+                iterators.pop(stale, None)
+        return result
+
+    DynamoDBStreamsBackend.get_records = get_records
+
+
+def _patch_eventbridge_targets() -> None:
+    from moto.events.models import Rule
+    from moto.utilities.arns import parse_arn
+
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        sink = _bindings.event_sink
+        if sink is None:
+            return original(self, original_event, transform_input)
+        if self.state == "DISABLED" or not self.event_pattern.matches_event(original_event):
+            return None
+        ours = [t for t in self.targets if parse_arn(t["Arn"]).service in DISPATCHED_SERVICES]
+        theirs = [t for t in self.targets if t not in ours]
+        rule = RuleRef(name=self.name, arn=self.arn, event_bus_name=self.event_bus_name)
+        for target in ours:
+            sink.deliver(rule, copy.deepcopy(target), copy.deepcopy(original_event))
+        if theirs:
+            moto_rule = copy.copy(self)
+            moto_rule.targets = theirs
+            original(moto_rule, original_event, transform_input)
+        return None
+
+    Rule.send_to_targets = send_to_targets
+
+
+def _patch_state_machine_stack_resources() -> None:
+    from moto.stepfunctions.models import StateMachine
+    from moto.stepfunctions.responses import get_backend
+    from moto.stepfunctions.utils import cfn_to_api_tags
+
+    def create(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
+               region_name: str, **kwargs: Any) -> Any:
+        properties = cloudformation_json["Properties"]
+        return get_backend(account_id, region_name).create_state_machine(
+            properties.get("StateMachineName", resource_name),
+            properties.get("DefinitionString", ""),
+            properties.get("RoleArn", ""),
+            tags=cfn_to_api_tags(properties.get("Tags", [])),
+        )
+
+    def delete(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
+               region_name: str) -> None:
+        get_backend(account_id, region_name).delete_state_machine(resource_name)
+
+    def update(cls: Any, original_resource: Any, new_resource_name: str,
+               cloudformation_json: Any, account_id: str, region_name: str) -> Any:
+        properties = cloudformation_json.get("Properties", {})
+        name = properties.get("StateMachineName", original_resource.name)
+        if name != original_resource.name:
+            cloudformation_json["Properties"] = original_resource.get_cfn_properties(properties)
+            replacement = cls.create_from_cloudformation_json(
+                name, cloudformation_json, account_id, region_name)
+            cls.delete_from_cloudformation_json(
+                original_resource.arn, cloudformation_json, account_id, region_name)
+            return replacement
+        backend = get_backend(account_id, region_name)
+        machine = backend.update_state_machine(
+            original_resource.arn, definition=properties.get("DefinitionString"),
+            role_arn=properties.get("RoleArn"))
+        backend.tagger.tag_resource(machine.arn, cfn_to_api_tags(properties.get("Tags", [])))
+        return machine
+
+    StateMachine.create_from_cloudformation_json = classmethod(create)
+    StateMachine.delete_from_cloudformation_json = classmethod(delete)
+    StateMachine.update_from_cloudformation_json = classmethod(update)
