@@ -42,6 +42,8 @@ def _parse_method(raw: dict) -> ObservedMethod:
             timeout_ms=int(integ.get("timeoutInMillis") or 29000),
             request_parameters=dict(integ.get("requestParameters") or {}),
             connection_type=integ.get("connectionType") or "INTERNET",
+            connection_id=integ.get("connectionId"),
+            integration_target=integ.get("integrationTarget"),
         )
     return ObservedMethod(
         http_method=raw["httpMethod"],
@@ -79,9 +81,11 @@ class ApiGatewayAdapter:
                         methods=methods,
                     )
             stage = self._observe_stage()
+            policy = self.client.get_rest_api(restApiId=self.rest_api_id).get("policy") or None
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, action="observe API") from exc
-        return ObservedApi(rest_api_id=self.rest_api_id, resources=resources, stage=stage)
+        return ObservedApi(rest_api_id=self.rest_api_id, resources=resources, stage=stage,
+                           policy=policy)
 
     def _observe_stage(self) -> ObservedStage | None:
         try:
@@ -192,6 +196,10 @@ class ApiGatewayAdapter:
         )
         if integ.request_parameters:
             kwargs["requestParameters"] = dict(integ.request_parameters)
+        if integ.connection_id:
+            kwargs["connectionId"] = integ.connection_id
+        if integ.integration_target:
+            kwargs["integrationTarget"] = integ.integration_target
         self.client.put_integration(**kwargs)
         resource.methods[spec.http_method].integration = ObservedIntegration(
             type=integ.type,
@@ -200,6 +208,8 @@ class ApiGatewayAdapter:
             timeout_ms=integ.timeout_ms,
             request_parameters=dict(integ.request_parameters),
             connection_type=integ.connection_type,
+            connection_id=integ.connection_id,
+            integration_target=integ.integration_target,
         )
 
     def _delete_method(self, resource: ObservedResource, http_method: str) -> None:

@@ -9,7 +9,7 @@ as partial batch failures (``ReportBatchItemFailures``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import boto3
 from aws_lambda_powertools import Logger
@@ -28,6 +28,7 @@ from control_plane.adapters.throttle import CallCounter, TokenBucket, attach
 from control_plane.errors import TransientError
 from control_plane.model.egress import system_resolver
 from control_plane.reconcile.reconciler import ReconcileSession
+from control_plane.reconcile.registry import build_components
 from control_plane.settings import Settings
 
 logger = Logger(service="turnout-reconcile")
@@ -42,6 +43,7 @@ class Dependencies:
     gateway: ApiGatewayAdapter
     publisher: EventPublisher
     counter: CallCounter
+    components: list = field(default_factory=list)
 
     @classmethod
     def from_session(cls, session: boto3.Session, settings: Settings) -> Dependencies:
@@ -50,12 +52,19 @@ class Dependencies:
         dynamodb = attach(session.client("dynamodb", config=_RETRIES), counter=counter)
         apigw = attach(session.client("apigateway", config=_RETRIES), counter=counter, bucket=bucket)
         events = attach(session.client("events", config=_RETRIES), counter=counter)
+
+        def client_factory(service: str):
+            if service == "apigateway":
+                return apigw
+            return attach(session.client(service, config=_RETRIES), counter=counter)
+
         return cls(
             settings=settings,
             store=RouteStore(dynamodb, settings.routes_table, settings.state_table),
             gateway=ApiGatewayAdapter(apigw, settings.rest_api_id, settings.stage_name),
             publisher=EventPublisher(events, settings.event_bus_name),
             counter=counter,
+            components=build_components(settings, client_factory),
         )
 
 
@@ -85,6 +94,9 @@ def make_handler(dependencies: Callable[[], Dependencies]) -> Callable[[dict, ob
             publisher=deps.publisher,
             allow_loopback=deps.settings.allow_loopback_upstreams,
             resolver=system_resolver,
+            components=deps.components,
+            method_options=deps.settings.integration_options(),
+            region=deps.settings.region,
         )
         failed: dict[str, TransientError] = {}
 

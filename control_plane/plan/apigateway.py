@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from control_plane.errors import InvalidRouteError, Problem
+
 OWNER_PREFIX = "turnout-"
 ANY = "ANY"
 _PARAM = re.compile(r"^\{([A-Za-z0-9_]+)\+?\}$")
@@ -63,6 +65,9 @@ def integration_path(path: str) -> str:
     return path.replace("+}", "}")
 
 
+ROUTE_HEADER = "X-Turnout-Route"
+
+
 @dataclass(frozen=True)
 class IntegrationSpec:
     type: str
@@ -71,6 +76,8 @@ class IntegrationSpec:
     timeout_ms: int = 29000
     request_parameters: tuple[tuple[str, str], ...] = ()
     connection_type: str = "INTERNET"
+    connection_id: str | None = None
+    integration_target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,20 +94,68 @@ class MethodSpec:
         return owner_tag(self.route_id)
 
 
-def desired_methods(route) -> list[MethodSpec]:
-    """The methods a valid route needs (``direct`` mode, ``url`` upstreams)."""
-    scheme, _ = split_upstream_url(route.primary().url)
-    var = stage_variable_name(route.route_id)
+def lambda_invocation_uri(region: str, function_arn: str) -> str:
+    return (f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/"
+            f"{function_arn}/invocations")
+
+
+def desired_integration(
+    route,
+    *,
+    region: str = "us-east-1",
+    proxy_function_arn: str | None = None,
+    vpc_link_id: str | None = None,
+    load_balancer_arn: str | None = None,
+    load_balancer_dns: str | None = None,
+) -> IntegrationSpec:
+    """The integration every method of ``route`` uses.
+
+    - ``proxy`` mode: ``AWS_PROXY`` to the data-plane Lambda, which picks the upstream itself;
+    - ``direct`` with ``url`` upstreams: ``HTTP_PROXY`` to ``<scheme>://${stageVariables.<var>}``;
+    - ``direct`` with ``targets`` upstreams: ``HTTP_PROXY`` over the VPC link to the internal
+      ALB, with a ``X-Turnout-Route`` header its listener rule for this route matches on.
+    """
     params = path_parameters(route.path)
-    integration = IntegrationSpec(
+    path_mapping = tuple(
+        (f"integration.request.path.{p}", f"method.request.path.{p}") for p in params
+    )
+    if route.mode == "proxy":
+        if not proxy_function_arn:
+            raise InvalidRouteError([Problem("mode", "ProxyModeUnavailable",
+                                             "this stack has no data-plane function for proxy routes")],
+                                    route_id=route.route_id)
+        return IntegrationSpec(type="AWS_PROXY", uri=lambda_invocation_uri(region, proxy_function_arn),
+                               http_method="POST", timeout_ms=route.timeout_ms)
+    primary = route.primary()
+    if primary.url is None:
+        if not (vpc_link_id and load_balancer_dns):
+            raise InvalidRouteError([Problem("upstreams", "TargetsUnavailable",
+                                             "this stack has no VPC link and load balancer for "
+                                             "in-VPC targets")], route_id=route.route_id)
+        return IntegrationSpec(
+            type="HTTP_PROXY",
+            uri=f"http://{load_balancer_dns}{integration_path(route.path)}",
+            timeout_ms=route.timeout_ms,
+            request_parameters=tuple(sorted(path_mapping + (
+                (f"integration.request.header.{ROUTE_HEADER}", f"'{route.route_id}'"),))),
+            connection_type="VPC_LINK",
+            connection_id=vpc_link_id,
+            integration_target=load_balancer_arn,
+        )
+    scheme, _ = split_upstream_url(primary.url)
+    var = stage_variable_name(route.route_id)
+    return IntegrationSpec(
         type="HTTP_PROXY",
         uri=f"{scheme}://${{stageVariables.{var}}}{integration_path(route.path)}",
         timeout_ms=route.timeout_ms,
-        request_parameters=tuple(
-            (f"integration.request.path.{p}", f"method.request.path.{p}") for p in params
-        ),
+        request_parameters=path_mapping,
     )
-    method_params = tuple((f"method.request.path.{p}", True) for p in params)
+
+
+def desired_methods(route, **integration_options) -> list[MethodSpec]:
+    """The methods a valid route needs, all sharing one integration."""
+    integration = desired_integration(route, **integration_options)
+    method_params = tuple((f"method.request.path.{p}", True) for p in path_parameters(route.path))
     return [
         MethodSpec(
             route_id=route.route_id,
@@ -125,6 +180,8 @@ class ObservedIntegration:
     timeout_ms: int
     request_parameters: dict[str, str]
     connection_type: str = "INTERNET"
+    connection_id: str | None = None
+    integration_target: str | None = None
 
     def matches(self, spec: IntegrationSpec) -> bool:
         return (
@@ -134,6 +191,9 @@ class ObservedIntegration:
             and self.timeout_ms == spec.timeout_ms
             and self.request_parameters == dict(spec.request_parameters)
             and (self.connection_type or "INTERNET") == spec.connection_type
+            # Some endpoints (the local emulator) do not echo these two back.
+            and self.connection_id in (None, spec.connection_id)
+            and self.integration_target in (None, spec.integration_target)
         )
 
 
@@ -179,6 +239,7 @@ class ObservedApi:
     rest_api_id: str
     resources: dict[str, ObservedResource]
     stage: ObservedStage | None
+    policy: str | None = None  # the REST API's resource policy (part of every deployment)
 
     @property
     def root(self) -> ObservedResource:
@@ -222,6 +283,7 @@ class ObservedApi:
             }
             for path, r in sorted(self.resources.items())
         }
+        doc = {"resources": doc, "policy": self.policy}
         raw = json.dumps(doc, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 

@@ -40,6 +40,7 @@ from control_plane.plan.apigateway import (
     split_upstream_url,
     stage_variable_name,
 )
+from control_plane.reconcile.components import BatchContext, Component
 
 MESSAGE_LIMIT = 1000
 DELETED_STATUS_TTL_SECONDS = 7 * 24 * 3600
@@ -100,7 +101,12 @@ class ReconcileSession:
     clock: Clock = field(default_factory=SystemClock)
     allow_loopback: bool = False
     resolver: object = None
+    components: list[Component] = field(default_factory=list)
+    method_options: dict = field(default_factory=dict)
+    region: str = "us-east-1"
+    account_id: str = ""
     observed: ObservedApi | None = None
+    _ctx: BatchContext | None = None
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _set_vars: dict[str, str] = field(default_factory=dict)
     _remove_vars: set[str] = field(default_factory=set)
@@ -109,6 +115,13 @@ class ReconcileSession:
         if self.observed is None:
             self.observed = self.gateway.observe()
         return self.observed
+
+    def context(self) -> BatchContext:
+        if self._ctx is None:
+            self._ctx = BatchContext(observed=self._observe(), rest_api_id=self.gateway.rest_api_id,
+                                     stage_name=self.gateway.stage_name, region=self.region,
+                                     account_id=self.account_id)
+        return self._ctx
 
     def done(self, route_id: str) -> bool:
         return route_id in self._pending
@@ -130,6 +143,8 @@ class ReconcileSession:
     def _teardown(self, route_id: str, observed: ObservedApi) -> Outcome:
         plan = plan_route(route_id, [], observed)
         self.gateway.apply(plan.actions, observed)
+        for component in self.components:
+            component.teardown(route_id, self.context())
         self._remove_vars.add(stage_variable_name(route_id))
         return Outcome(route_id, Phase.DELETED, None, reason="RouteDeleted",
                        message="The route item was deleted; its API Gateway resources were removed.")
@@ -141,12 +156,10 @@ class ReconcileSession:
         except InvalidRouteError as exc:
             return self._rejected(route_id, document_hash(doc), exc.problems, observed)
         spec_hash = route.spec_hash()
-        if route.mode != "direct" or any(u.url is None for u in route.upstreams):
-            problem = Problem("mode", "UnsupportedRouteKind",
-                              "this control plane serves direct routes with url upstreams; "
-                              "proxy mode and in-VPC targets are not available in this release")
-            return self._rejected(route_id, spec_hash, [problem], observed)
-        desired = desired_methods(route)
+        try:
+            desired = desired_methods(route, **self.method_options)
+        except InvalidRouteError as exc:
+            return self._rejected(route_id, spec_hash, exc.problems, observed)
         plan = plan_route(route_id, desired, observed)
         if plan.conflicts:
             c = plan.conflicts[0]
@@ -154,11 +167,19 @@ class ReconcileSession:
                               f"{c.http_method} {c.path} is already served by route '{c.owner}'")
             return self._rejected(route_id, spec_hash, [problem], observed)
         active = self._active_upstream(route, previous)
-        scheme, value = split_upstream_url(active.url)
         var = stage_variable_name(route_id)
-        self._set_vars[var] = value
+        if active.url is not None:
+            scheme, value = split_upstream_url(active.url)
+            self._set_vars[var] = value
+            active_url = f"{scheme}://{value}"
+        else:
+            active_url = None
         try:
             self.gateway.apply(plan.actions, observed)
+            for component in self.components:
+                component.converge(route, self.context())
+        except InvalidRouteError as exc:
+            return self._rejected(route_id, spec_hash, exc.problems, observed)
         except PermanentError as exc:
             return Outcome(route_id, Phase.FAILED, spec_hash, reason=exc.reason,
                            message=str(exc)[:MESSAGE_LIMIT], path=route.path,
@@ -166,7 +187,7 @@ class ReconcileSession:
         return Outcome(route_id, Phase.READY, spec_hash, reason="Reconciled",
                        message=f"Serving {', '.join(sorted(route.methods))} {route.path} "
                                f"from upstream '{active.name}'.",
-                       active_upstream=active.name, active_url=f"{scheme}://{value}",
+                       active_upstream=active.name, active_url=active_url,
                        path=route.path, methods=tuple(sorted(route.methods)))
 
     @staticmethod
@@ -192,6 +213,8 @@ class ReconcileSession:
         """Stage variables, at most one deployment, then status and events."""
         if self._pending:
             observed = self._observe()
+            for component in self.components:
+                component.finish(self.context())
             self.gateway.update_stage_variables(dict(self._set_vars), observed)
             if observed.method_count() == 0:
                 self.gateway.delete_stage(observed)
