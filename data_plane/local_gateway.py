@@ -28,10 +28,11 @@ from typing import Protocol
 
 from aiohttp import web
 
+from data_plane.access_control import check_access
 from data_plane.access_log import ACCESS_LOG, Exchange
 from data_plane.gateway_config import GatewayConfig, Integration, MethodConfig
 from data_plane.gateway_responses import INTERNAL_SERVER_ERROR, MISSING_AUTHENTICATION_TOKEN
-from data_plane.http_proxy import HttpProxyIntegration
+from data_plane.integrations import build_integrations
 from data_plane.routing import Match
 from data_plane.server_thread import ServerThread
 from data_plane.transport import Transport
@@ -125,7 +126,7 @@ class LocalGateway:
         app.on_response_prepare.append(_on_response_start)
         dispatcher = _Dispatcher(
             self._config_source,
-            {"HTTP_PROXY": HttpProxyIntegration(transport)},
+            build_integrations(transport),
             self._access_log,
         )
         app.router.add_route("*", "/{tail:.*}", dispatcher.serve)
@@ -177,6 +178,9 @@ class _Dispatcher:
         if route is None:
             return MISSING_AUTHENTICATION_TOKEN.to_web_response()
         exchange.resource = route.resource_path
+        refusal = await check_access(request, route=route, config=config, exchange=exchange)
+        if refusal is not None:
+            return refusal
         integration = route.target.integration
         handler = self._integrations.get(integration.kind) if integration else None
         if integration is None or handler is None:

@@ -5,7 +5,8 @@ a route becomes — usage plans and API keys, the resource policy, ALB target gr
 listener rules, CloudWatch alarms — is a :class:`Component`. For each route of a batch the
 session calls ``converge`` (the route is valid and its methods are in place) or ``teardown``
 (the route is gone); after all routes, ``finish`` (batch-level writes such as the merged
-resource policy) runs before the single deployment. ``sweep`` is called by the resync handler
+resource policy) runs before the single deployment, and ``after_deploy`` after it (for what
+needs the stage to exist, such as usage plans). ``sweep`` is called by the resync handler
 with every live route id, to delete what no route owns any more.
 
 Contract, as for the core:
@@ -49,4 +50,28 @@ class Component(Protocol):
 
     def finish(self, ctx: BatchContext) -> None: ...
 
+    def after_deploy(self, ctx: BatchContext) -> None: ...
+
     def sweep(self, live_route_ids: set[str], ctx: BatchContext) -> None: ...
+
+
+class BaseComponent:
+    """No-op defaults; subclasses override what they need."""
+
+    name = "component"
+
+    def converge(self, route, ctx: BatchContext) -> None:
+        return None
+
+    def teardown(self, route_id: str, ctx: BatchContext) -> None:
+        return None
+
+    def finish(self, ctx: BatchContext) -> None:
+        return None
+
+    def after_deploy(self, ctx: BatchContext) -> None:
+        """Runs after the stage exists and points at the batch's deployment (if any)."""
+        return None
+
+    def sweep(self, live_route_ids: set[str], ctx: BatchContext) -> None:
+        return None

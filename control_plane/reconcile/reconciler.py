@@ -218,10 +218,13 @@ class ReconcileSession:
             self.gateway.update_stage_variables(dict(self._set_vars), observed)
             if observed.method_count() == 0:
                 self.gateway.delete_stage(observed)
-            elif self.gateway.needs_deployment(observed):
+            elif self.gateway.needs_deployment(observed) or self.context().deployment_reasons:
                 variables = dict(observed.stage.variables) if observed.stage else {}
                 variables.update(self._set_vars)
                 self.gateway.deploy(observed, variables)
+            if observed.stage is not None:
+                for component in self.components:
+                    component.after_deploy(self.context())
             owners = observed.owners()
             removals = {v: None for v in self._remove_vars
                         if observed.stage and v in observed.stage.variables
