@@ -1,4 +1,10 @@
-"""Lambda entry point for the routes table's DynamoDB stream.
+"""Lambda entry point of the reconciler: the routes table's DynamoDB stream, and the resync
+schedule.
+
+One function serves both triggers so a single writer (reserved concurrency 1) changes
+turnout's API: a stream batch reconciles the routes it names; a scheduled event (or a manual
+``{"action": "resync"}`` invoke) reconciles every route and removes what no route owns, which
+repairs drift made by hand and anything a lost event missed.
 
 Each record only names a route; the reconciler reads the route itself. Invalid items become
 ``REJECTED`` routes and count as processed; only transient AWS errors (throttling, 5xx,
@@ -24,7 +30,7 @@ from botocore.config import Config
 from control_plane.adapters.apigateway import ApiGatewayAdapter
 from control_plane.adapters.events import EventPublisher
 from control_plane.adapters.route_store import RouteStore
-from control_plane.adapters.throttle import CallCounter, TokenBucket, attach
+from control_plane.adapters.throttle import CallCounter, TokenBucket, attach, is_write
 from control_plane.errors import TransientError
 from control_plane.model.egress import system_resolver
 from control_plane.reconcile.reconciler import ReconcileSession
@@ -85,10 +91,8 @@ def make_handler(dependencies: Callable[[], Dependencies]) -> Callable[[dict, ob
             cache[key] = dependencies()
         return cache[key]
 
-    def handler(event: dict, context: object) -> dict:
-        deps = current()
-        before = deps.counter.snapshot()
-        session = ReconcileSession(
+    def new_session(deps: Dependencies) -> ReconcileSession:
+        return ReconcileSession(
             store=deps.store,
             gateway=deps.gateway,
             publisher=deps.publisher,
@@ -98,6 +102,33 @@ def make_handler(dependencies: Callable[[], Dependencies]) -> Callable[[dict, ob
             method_options=deps.settings.integration_options(),
             region=deps.settings.region,
         )
+
+    def spent_since(deps: Dependencies, before: dict[str, int]) -> dict[str, int]:
+        after = deps.counter.snapshot()
+        return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+
+    def resync(deps: Dependencies) -> dict:
+        before = deps.counter.snapshot()
+        outcomes = new_session(deps).resync()
+        spent = spent_since(deps, before)
+        summary = {
+            "routes": len(outcomes),
+            "aws_calls": sum(spent.values()),
+            "writes": sum(n for k, n in spent.items() if is_write(k.split(".", 1)[1])),
+            "deployments": spent.get("apigateway.CreateDeployment", 0),
+        }
+        logger.info("resync finished", extra={**summary, "calls_by_operation": spent})
+        return summary
+
+    def handler(event: dict, context: object) -> dict:
+        deps = current()
+        if "Records" not in event:
+            if event.get("detail-type") == "Scheduled Event" or event.get("action") == "resync":
+                return resync(deps)
+            logger.warning("event is neither a stream batch nor a resync request; ignored")
+            return {}
+        before = deps.counter.snapshot()
+        session = new_session(deps)
         failed: dict[str, TransientError] = {}
 
         def record_handler(record: DynamoDBRecord) -> None:
@@ -130,8 +161,7 @@ def make_handler(dependencies: Callable[[], Dependencies]) -> Callable[[dict, ob
             event=event, record_handler=record_handler, processor=processor, context=context
         )
         outcomes = session.finish()
-        after = deps.counter.snapshot()
-        spent = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
+        spent = spent_since(deps, before)
         logger.info(
             "batch reconciled",
             extra={

@@ -450,3 +450,30 @@ def _empty_resources_after(
             deleted.add(path)
             queue.append(parent_path(path))
     return actions
+
+
+def plan_sweep(observed: ObservedApi, live_route_ids: set[str]) -> RoutePlan:
+    """Remove what no live route owns: methods of gone or unknown owners (made by hand or left
+    by a lost event), then resources left with no method and no child, deepest first.
+
+    The reconciler owns every resource and method of turnout's API, so anything else is drift.
+    """
+    actions: list[Action] = []
+    removed: set[tuple[str, str]] = set()
+    for resource in sorted(observed.resources.values(), key=lambda r: r.path):
+        for method in sorted(resource.methods.values(), key=lambda m: m.http_method):
+            if method.owner not in live_route_ids:
+                actions.append(DeleteMethod(resource.path, method.http_method))
+                removed.add((resource.path, method.http_method))
+
+    deleted: set[str] = set()
+    for resource in sorted(observed.resources.values(), key=lambda r: -r.path.count("/")):
+        path = resource.path
+        if path == "/":
+            continue
+        methods_left = [m for m in resource.methods if (path, m) not in removed]
+        children_left = [c for c in observed.children(path) if c.path not in deleted]
+        if not methods_left and not children_left:
+            actions.append(DeleteResource(path))
+            deleted.add(path)
+    return RoutePlan(actions=tuple(actions))

@@ -34,9 +34,12 @@ from control_plane.model.events import (
 from control_plane.model.status import Phase, RouteStatus
 from control_plane.model.validation import validate_route
 from control_plane.plan.apigateway import (
+    DeleteMethod,
     ObservedApi,
     desired_methods,
     plan_route,
+    plan_sweep,
+    route_id_of_variable,
     split_upstream_url,
     stage_variable_name,
 )
@@ -109,6 +112,7 @@ class ReconcileSession:
     _ctx: BatchContext | None = None
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _set_vars: dict[str, str] = field(default_factory=dict)
+    _freed: bool = False
     _remove_vars: set[str] = field(default_factory=set)
 
     def _observe(self) -> ObservedApi:
@@ -143,6 +147,7 @@ class ReconcileSession:
     def _teardown(self, route_id: str, observed: ObservedApi) -> Outcome:
         plan = plan_route(route_id, [], observed)
         self.gateway.apply(plan.actions, observed)
+        self._freed = self._freed or any(isinstance(a, DeleteMethod) for a in plan.actions)
         for component in self.components:
             component.teardown(route_id, self.context())
         self._remove_vars.add(stage_variable_name(route_id))
@@ -176,6 +181,7 @@ class ReconcileSession:
             active_url = None
         try:
             self.gateway.apply(plan.actions, observed)
+            self._freed = self._freed or any(isinstance(a, DeleteMethod) for a in plan.actions)
             for component in self.components:
                 component.converge(route, self.context())
         except InvalidRouteError as exc:
@@ -209,8 +215,39 @@ class ReconcileSession:
 
     # ---- per batch ------------------------------------------------------------------
 
+    def retry_blocked(self) -> None:
+        """Routes rejected for a path another route held get another look once methods were
+        freed in this batch (the owner was deleted or moved), without being rewritten."""
+        if not self._freed:
+            return
+        self._freed = False
+        for status in self.store.list_statuses():
+            if (status.phase is Phase.REJECTED and status.reason == "PathConflict"
+                    and status.route_id not in self._pending):
+                self.reconcile(status.route_id)
+
+    def resync(self) -> list[Outcome]:
+        """Reconcile every route there is or was, and remove what no route owns."""
+        live = set(self.store.list_route_ids())
+        observed = self._observe()
+        known = {s.route_id for s in self.store.list_statuses() if s.phase is not Phase.DELETED}
+        variables = set(observed.stage.variables) if observed.stage else set()
+        candidates = live | known | observed.owners() | {route_id_of_variable(v) for v in variables}
+        for route_id in sorted(candidates):
+            if not self.done(route_id):
+                self.reconcile(route_id)
+        live = set(self.store.list_route_ids())
+        self.gateway.apply(plan_sweep(observed, live).actions, observed)
+        for component in self.components:
+            component.sweep(live, self.context())
+        if observed.stage is not None:
+            live_vars = {stage_variable_name(r) for r in live}
+            self._remove_vars.update(v for v in observed.stage.variables if v not in live_vars)
+        return self.finish()
+
     def finish(self) -> list[Outcome]:
         """Stage variables, at most one deployment, then status and events."""
+        self.retry_blocked()
         if self._pending:
             observed = self._observe()
             for component in self.components:

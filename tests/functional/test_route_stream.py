@@ -2,82 +2,9 @@
 
 from __future__ import annotations
 
-import types
-
-import boto3
 import pytest
-from botocore.exceptions import ClientError
 
-from control_plane.handlers.route_stream import Dependencies, make_handler
-from control_plane.settings import Settings, function_environment
-from tests.functional.stack import Stack
-
-CONTEXT = types.SimpleNamespace(
-    function_name="turnout-reconcile",
-    aws_request_id="test",
-    memory_limit_in_mb=512,
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:turnout-reconcile",
-    get_remaining_time_in_millis=lambda: 300000,
-)
-
-
-def route(route_id: str, path: str, *urls: str, methods=("GET", "POST"), **extra) -> dict:
-    return {
-        "route_id": route_id,
-        "path": path,
-        "methods": list(methods),
-        "upstreams": [{"name": f"u{i}", "url": u, "priority": i} for i, u in enumerate(urls)],
-        **extra,
-    }
-
-
-class Harness:
-    """Runs the real handler the way Lambda would, counting every AWS call it makes."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.calls: list[str] = []
-        self.fail_next: dict[str, int] = {}
-        session = boto3.Session(region_name=stack.aws.region)
-        session.events.register("before-call", self._on_call)
-        env = dict(stack.env, AWS_ENDPOINT_URL=stack.aws.url)
-        self.env = env
-        self.handler = make_handler(
-            lambda: Dependencies.from_session(session, Settings.from_env(env))
-        )
-
-    def _on_call(self, model, **kwargs):
-        service = model.service_model.service_name
-        name = f"{service}.{model.name}"
-        self.calls.append(name)
-        if self.fail_next.get(name):
-            self.fail_next[name] -= 1
-            raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Too Many Requests"},
-                               "ResponseMetadata": {"HTTPStatusCode": 429}}, model.name)
-
-    def run(self, event: dict | None = None) -> dict:
-        event = self.stack.next_event() if event is None else event
-        token = function_environment.set(self.env)
-        try:
-            self.calls.clear()
-            return self.handler(event, CONTEXT)
-        finally:
-            function_environment.reset(token)
-
-    def apigateway_writes(self) -> list[str]:
-        return [c for c in self.calls if c.startswith("apigateway.")
-                and not c.split(".", 1)[1].startswith(("Get", "List"))]
-
-
-@pytest.fixture
-def stack(aws) -> Stack:
-    return Stack(aws).create()
-
-
-@pytest.fixture
-def harness(stack, monkeypatch) -> Harness:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", stack.aws.url)
-    return Harness(stack)
+from tests.functional.stack import route
 
 
 def test_valid_route_is_served_through_a_stage_variable_and_reported_ready(stack, harness):
