@@ -37,6 +37,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from control_plane.errors import GatewayError
+from data_plane.access_config import AccessConfig, load_access_config
+from data_plane.alb_config import AlbConfig, load_alb_config
 from data_plane.routing import (
     InvalidResourcePathError,
     Match,
@@ -95,6 +97,8 @@ class GatewayConfig:
     routes: RoutingTable[MethodConfig]
     fingerprint: str = ""
     problems: tuple[str, ...] = ()
+    access: AccessConfig = field(default_factory=AccessConfig)
+    alb: AlbConfig = field(default_factory=AlbConfig)
 
     @classmethod
     def undeployed(cls, rest_api_id: str, stage_name: str) -> GatewayConfig:
@@ -140,6 +144,9 @@ def load_gateway_config(client: Any, *, rest_api_id: str, stage_name: str) -> Ga
     try:
         stage = client.get_stage(restApiId=rest_api_id, stageName=stage_name)
         resources = list(_resources(client, rest_api_id))
+        alb = load_alb_config(client, resources=resources)
+        access = load_access_config(client, rest_api_id=rest_api_id, stage_name=stage_name,
+                                    stage=stage, resources=resources)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
             return GatewayConfig.undeployed(rest_api_id, stage_name)
@@ -155,7 +162,9 @@ def load_gateway_config(client: Any, *, rest_api_id: str, stage_name: str) -> Ga
         stage_variables=MappingProxyType(variables),
         routes=routes,
         fingerprint=_fingerprint(stage.get("deploymentId"), variables, resources),
-        problems=tuple(problems),
+        problems=tuple(problems) + access.problems + alb.problems,
+        access=access,
+        alb=alb,
     )
 
 

@@ -45,3 +45,10 @@ INTEGRATION_FAILURE = GatewayResponse(
 
 INTEGRATION_TIMEOUT = GatewayResponse(504, b'{"message": "Endpoint request timed out"}')
 """The upstream did not answer within the integration's timeout."""
+
+FORBIDDEN = GatewayResponse(403, b'{"message":"Forbidden"}', "ForbiddenException")
+"""A method that requires an API key got none, an unknown one or a disabled one."""
+
+TOO_MANY_REQUESTS = GatewayResponse(429, b'{"message":"Too Many Requests"}',
+                                    "TooManyRequestsException")
+"""The caller's usage plan or the method's stage throttle has no token left."""

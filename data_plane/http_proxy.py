@@ -16,6 +16,7 @@ is cut: the client sees a truncated body, never a complete-looking one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
 from aiohttp import web
@@ -27,8 +28,8 @@ from data_plane.gateway_responses import (
     INTEGRATION_TIMEOUT,
     INTERNAL_SERVER_ERROR,
 )
-from data_plane.headers import request_headers_for_upstream, response_headers_for_client
-from data_plane.integration_uri import IntegrationUriError, UpstreamUrl, render_upstream_url
+from data_plane.headers import Header, request_headers_for_upstream, response_headers_for_client
+from data_plane.integration_uri import IntegrationUriError, render_upstream_url
 from data_plane.routing import ANY_METHOD, Match
 from data_plane.transport import (
     Transport,
@@ -79,37 +80,48 @@ class HttpProxyIntegration:
         async with AsyncExitStack() as stack:
             try:
                 response = await stack.enter_async_context(
-                    self._transport.exchange(_upstream_request(request, url, integration))
+                    self._transport.exchange(upstream_request(
+                        request, url=url.url, headers=forwarded_headers(request, url.authority),
+                        integration=integration))
                 )
             except UpstreamError as exc:
                 LOG.info("request %s: %s", exchange.request_id, exc)
                 failed = INTEGRATION_TIMEOUT if isinstance(exc, UpstreamTimeout) else INTEGRATION_FAILURE
                 return failed.to_web_response()
-            return await _relay(request, response, exchange)
+            return await relay(request, response, exchange)
 
 
-def _upstream_request(request: web.Request, url: UpstreamUrl, integration: Integration) -> UpstreamRequest:
+def forwarded_headers(request: web.Request, upstream_authority: str) -> list[Header]:
+    """The client's headers as API Gateway forwards them to ``upstream_authority``."""
     transport = request.transport
     peer = transport.get_extra_info("peername") if transport else None
     local = transport.get_extra_info("sockname") if transport else None
-    headers = request_headers_for_upstream(
+    return request_headers_for_upstream(
         [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers],
-        upstream_authority=url.authority,
+        upstream_authority=upstream_authority,
         peer_address=peer[0] if peer else None,
         client_scheme="https" if request.secure else "http",
         gateway_port=local[1] if local else 0,
     )
+
+
+def upstream_request(
+    request: web.Request, *, url: str, headers: Sequence[Header], integration: Integration
+) -> UpstreamRequest:
+    """What to send for ``request``: the integration's method (the client's for ``ANY``),
+    ``headers``, the body as it arrives and the integration's timeout."""
     method = request.method if integration.http_method == ANY_METHOD else integration.http_method
     return UpstreamRequest(
         method=method,
-        url=url.url,
+        url=url,
         headers=headers,
         body=request.content if request.body_exists else None,
         timeout_ms=integration.timeout_ms,
     )
 
 
-async def _relay(request: web.Request, upstream: UpstreamResponse, exchange: Exchange) -> web.StreamResponse:
+async def relay(request: web.Request, upstream: UpstreamResponse, exchange: Exchange) -> web.StreamResponse:
+    """Stream the upstream's status, headers (as the client should see them) and body."""
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
     for name, value in response_headers_for_client(upstream.headers):
         response.headers.add(name, value)

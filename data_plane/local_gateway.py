@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -78,9 +78,13 @@ class LocalGateway:
         host: str = "127.0.0.1",
         port: int = 8080,
         access_log: logging.Logger | None = ACCESS_LOG,
+        lambda_client_factory: Callable[[str], Any] | None = None,
     ) -> None:
+        """``lambda_client_factory(region)`` gives the client AWS_PROXY integrations invoke
+        functions with (boto3's Lambda client by default; the local cloud passes its runtime)."""
         self._config_source = config_source
         self._access_log = access_log
+        self._lambda_client_factory = lambda_client_factory
         self._server = ServerThread(self._make_app, host=host, port=port, name="turnout-gateway")
 
     @property
@@ -126,7 +130,7 @@ class LocalGateway:
         app.on_response_prepare.append(_on_response_start)
         dispatcher = _Dispatcher(
             self._config_source,
-            build_integrations(transport),
+            build_integrations(transport, lambda_client_factory=self._lambda_client_factory),
             self._access_log,
         )
         app.router.add_route("*", "/{tail:.*}", dispatcher.serve)

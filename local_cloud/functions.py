@@ -147,13 +147,24 @@ class FunctionRuntime:
         self._lambda = aws_client("lambda", endpoint_url=endpoint_url, region=region)
         self._handlers: dict[str, Callable[[Any, LambdaContext], Any]] = {}
         self._handlers_lock = threading.Lock()
+        self._configurations: dict[tuple[str, str | None], tuple[float, FunctionConfiguration]] = {}
+
+    CONFIGURATION_TTL_SECONDS = 1.0
 
     def configuration(self, function_name: str, qualifier: str | None = None) -> FunctionConfiguration:
-        """The function's current configuration, read from the embedded AWS."""
+        """The function's configuration, read from the embedded AWS at most once a second per
+        function (a warm Lambda sees a configuration change on its next cold start, too)."""
+        key = (function_name, qualifier)
+        now = time.monotonic()
+        cached = self._configurations.get(key)
+        if cached is not None and now - cached[0] < self.CONFIGURATION_TTL_SECONDS:
+            return cached[1]
         kwargs = {"FunctionName": function_name}
         if qualifier:
             kwargs["Qualifier"] = qualifier
-        return FunctionConfiguration.from_api(self._lambda.get_function_configuration(**kwargs))
+        config = FunctionConfiguration.from_api(self._lambda.get_function_configuration(**kwargs))
+        self._configurations[key] = (now, config)
+        return config
 
     def invoke(self, function_name: str, event: Any, *, qualifier: str | None = None) -> Any:
         """Run the function with ``event``; its JSON result, or :class:`FunctionError`."""

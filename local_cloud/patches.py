@@ -1,8 +1,8 @@
 """The few places where the local cloud changes moto's behaviour, all in this module.
 
 Applied once per process by :func:`apply_patches`. Patches 1 and 4 act only while a runtime is
-bound with :func:`bind` (unbound, moto behaves as without them); 2, 3 and 5 fix moto and are
-always on.
+bound with :func:`bind` (unbound, moto behaves as without them); the others fix moto and
+are always on.
 
 1. **Lambda Invoke** (``LambdaBackend.invoke``, ``LambdaSimpleBackend.invoke``).
    Without the patch moto runs the function in Docker (which fails here: "error running
@@ -41,6 +41,12 @@ always on.
    CloudFormation creates, updates and deletes state machines in the plain backend, so a
    stack's state machine cannot be found, described or started. With the patch,
    CloudFormation uses the backend the API serves.
+
+6. **ELB ip targets on several ports** (``FakeTargetGroup.register`` / ``deregister`` /
+   ``health_for``). moto keys a target group's targets by ``Id`` alone, so registering
+   10.0.1.5:8080 and then 10.0.1.5:8081 keeps only the second, and deregistering either removes
+   whichever is there (AWS keeps both: a target is an ``(Id, Port)`` pair). With the patch, the
+   targets of ``ip`` target groups are keyed by ``(Id, Port)``; other target types are moto's.
 """
 
 from __future__ import annotations
@@ -123,6 +129,7 @@ def apply_patches() -> None:
         _patch_shard_iterators()
         _patch_eventbridge_targets()
         _patch_state_machine_stack_resources()
+        _patch_elb_ip_target_ports()
         _applied = True
 
 
@@ -266,3 +273,53 @@ def _patch_state_machine_stack_resources() -> None:
     StateMachine.create_from_cloudformation_json = classmethod(create)
     StateMachine.delete_from_cloudformation_json = classmethod(delete)
     StateMachine.update_from_cloudformation_json = classmethod(update)
+
+
+def _patch_elb_ip_target_ports() -> None:
+    from moto.elbv2.exceptions import InvalidTargetError
+    from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
+
+    original_register = FakeTargetGroup.register
+    original_deregister = FakeTargetGroup.deregister
+    original_health_for = FakeTargetGroup.health_for
+
+    def key(group: Any, target: Mapping[str, Any]) -> str:
+        return f"{target['Id']}:{int(target.get('Port') or group.port)}"
+
+    def register(self: Any, targets: list[dict[str, Any]]) -> None:
+        if self.target_type != "ip":
+            return original_register(self, targets)
+        for target in targets:
+            self.targets[key(self, target)] = {
+                "Id": target["Id"], "Port": int(target.get("Port") or self.port)}
+            self.deregistered_targets.pop(key(self, target), None)
+        return None
+
+    def deregister(self: Any, targets: list[dict[str, Any]]) -> None:
+        if self.target_type != "ip":
+            return original_deregister(self, targets)
+        for target in targets:
+            removed = self.targets.pop(key(self, target), None)
+            if not removed:
+                raise InvalidTargetError()
+            self.deregistered_targets[key(self, target)] = removed
+        return None
+
+    def health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
+        if self.target_type != "ip":
+            return original_health_for(self, target, ec2_backend)
+        registered = self.targets.get(key(self, target))
+        if registered is not None:
+            return FakeHealthStatus(registered["Id"], registered["Port"],
+                                    self.health_check_port, "healthy")
+        port = int(target.get("Port") or self.port)
+        if key(self, target) in self.deregistered_targets:
+            return FakeHealthStatus(target["Id"], port, self.health_check_port, "unused",
+                                    "Target.NotRegistered",
+                                    "Target is not registered to the target group")
+        return FakeHealthStatus(target["Id"], port, self.health_check_port, "unavailable",
+                                "Target.NotRegistered", "Target is not registered")
+
+    FakeTargetGroup.register = register
+    FakeTargetGroup.deregister = deregister
+    FakeTargetGroup.health_for = health_for

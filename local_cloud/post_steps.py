@@ -5,11 +5,17 @@ Two kinds of steps, both idempotent (a redeploy runs them again):
 - :data:`COMPLETERS` finish a resource moto did create but without some of its properties
   (``(aws, logical_id, properties, physical_id) -> message | None``, the message saying
   what it changed). Today: a DynamoDB table's
-  ``TimeToLiveSpecification``.
+  ``TimeToLiveSpecification`` and a load balancer's ``Tags``.
 - :data:`CREATORS` create a resource of a type moto skips entirely
   (``(aws, logical_id, properties, names) -> ResourceValues``), upserting by a deterministic
   name so a second deploy finds the first one's resource. Today: ``AWS::CloudWatch::Alarm``
   and ``AWS::SecretsManager::Secret``.
+
+A resource that other stack resources refer to cannot wait until after the stack, so a creator
+cannot serve it: such a type is taught to moto's CloudFormation instead, as a model backed by
+moto's own service backend (:func:`teach_moto`, run when this module is imported, before any
+template is read). Today: ``AWS::ApiGatewayV2::VpcLink``, whose id the reconcile function's
+environment carries.
 
 ``properties`` arrive evaluated (no intrinsics left). A type with no creator is reported as not
 emulated and skipped. Adding a type (API Gateway stage / API key / usage plan, Scheduler
@@ -26,6 +32,7 @@ from botocore.exceptions import ClientError
 
 from local_cloud.clients import AwsClients
 from local_cloud.moto_template import ResourceValues
+from local_cloud.web_acl import create_web_acl
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,23 @@ def complete_table(aws: AwsClients, logical_id: str, properties: Mapping[str, An
 
 def _tags(properties: Mapping[str, Any]) -> list[dict[str, str]]:
     return [{"Key": t["Key"], "Value": str(t["Value"])} for t in properties.get("Tags") or []]
+
+
+def complete_load_balancer(aws: AwsClients, logical_id: str, properties: Mapping[str, Any],
+                           load_balancer_arn: str) -> str | None:
+    """Apply ``Tags`` (moto's CloudFormation creates the load balancer without them)."""
+    wanted = {t["Key"]: t["Value"] for t in _tags(properties)}
+    if not wanted:
+        return None
+    elbv2 = aws("elbv2")
+    [described] = elbv2.describe_tags(ResourceArns=[load_balancer_arn])["TagDescriptions"]
+    current = {t["Key"]: t["Value"] for t in described.get("Tags") or []}
+    missing = {k: v for k, v in wanted.items() if current.get(k) != v}
+    if not missing:
+        return None
+    elbv2.add_tags(ResourceArns=[load_balancer_arn],
+                   Tags=[{"Key": k, "Value": v} for k, v in sorted(missing.items())])
+    return f"{logical_id}: tags {', '.join(sorted(missing))}"
 
 
 _ALARM_FIELDS = (
@@ -134,11 +158,134 @@ def _secret_string(secrets: Any, properties: Mapping[str, Any]) -> str:
     return password
 
 
+def create_event_invoke_config(aws: AwsClients, logical_id: str, properties: Mapping[str, Any],
+                               naming: Naming) -> ResourceValues:
+    """``AWS::Lambda::EventInvokeConfig`` through ``PutFunctionEventInvokeConfig`` (an upsert).
+
+    Stored for the record (``get-function-event-invoke-config`` shows it); the local runtime
+    runs an asynchronous invocation once, without retries or an age limit.
+    """
+    function = str(properties["FunctionName"])
+    request: dict[str, Any] = {"FunctionName": function}
+    qualifier = properties.get("Qualifier")
+    if qualifier and qualifier != "$LATEST":
+        request["Qualifier"] = qualifier
+    for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds"):
+        if key in properties:
+            request[key] = int(properties[key])
+    if properties.get("DestinationConfig"):
+        request["DestinationConfig"] = properties["DestinationConfig"]
+    aws("lambda").put_function_event_invoke_config(**request)
+    return ResourceValues(ref=f"{function}:{qualifier or '$LATEST'}")
+
+
 COMPLETERS: dict[str, Completer] = {
     "AWS::DynamoDB::Table": complete_table,
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": complete_load_balancer,
 }
 
 CREATORS: dict[str, Creator] = {
     "AWS::CloudWatch::Alarm": create_alarm,
     "AWS::SecretsManager::Secret": create_secret,
+    "AWS::WAFv2::WebACL": create_web_acl,
+    "AWS::Lambda::EventInvokeConfig": create_event_invoke_config,
 }
+
+
+def _vpc_link_model() -> type:
+    """``AWS::ApiGatewayV2::VpcLink`` for moto's CloudFormation, kept in moto's apigatewayv2."""
+    from moto.apigatewayv2.models import apigatewayv2_backends
+    from moto.core.common_models import CloudFormationModel
+
+    def backend(account_id: str, region_name: str) -> Any:
+        return apigatewayv2_backends[account_id][region_name]
+
+    class VpcLinkResource(CloudFormationModel):
+        def __init__(self, link: Any) -> None:
+            self.link = link
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.link.id
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "Name"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::ApiGatewayV2::VpcLink"
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "VpcLinkId"
+
+        def get_cfn_attribute(self, attribute_name: str) -> Any:
+            from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+            if attribute_name == "VpcLinkId":
+                return self.link.id
+            raise UnformattedGetAttTemplateException()
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name: str,
+                                            cloudformation_json: dict[str, Any],
+                                            account_id: str, region_name: str,
+                                            **kwargs: Any) -> VpcLinkResource:
+            properties = cloudformation_json.get("Properties", {})
+            link = backend(account_id, region_name).create_vpc_link(
+                name=properties.get("Name", resource_name),
+                sg_ids=list(properties.get("SecurityGroupIds") or []),
+                subnet_ids=list(properties.get("SubnetIds") or []),
+                tags=dict(properties.get("Tags") or {}),
+            )
+            return cls(link)
+
+        @classmethod
+        def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
+                                            cloudformation_json: dict[str, Any],
+                                            account_id: str, region_name: str) -> Any:
+            properties = cloudformation_json.get("Properties", {})
+            wanted = (sorted(properties.get("SecurityGroupIds") or []),
+                      sorted(properties.get("SubnetIds") or []))
+            link = original_resource.link
+            if wanted != (sorted(link.sg_ids), sorted(link.subnet_ids)):
+                replacement = cls.create_from_cloudformation_json(
+                    new_resource_name, cloudformation_json, account_id, region_name)
+                backend(account_id, region_name).delete_vpc_link(link.id)
+                return replacement
+            link.update(properties.get("Name", link.name))
+            return original_resource
+
+        @classmethod
+        def delete_from_cloudformation_json(cls, resource_name: str,
+                                            cloudformation_json: dict[str, Any],
+                                            account_id: str, region_name: str) -> None:
+            backend(account_id, region_name).delete_vpc_link(resource_name)
+
+        def is_created(self) -> bool:
+            return True
+
+    return VpcLinkResource
+
+
+MODELS: dict[str, Callable[[], type]] = {
+    "AWS::ApiGatewayV2::VpcLink": _vpc_link_model,
+}
+_taught: dict[str, type] = {}
+
+
+def teach_moto() -> None:
+    """Make moto's CloudFormation create the types in :data:`MODELS` (once per process)."""
+    from moto.cloudformation import parsing
+
+    if all(name in _taught for name in MODELS):
+        return
+    for name, build in MODELS.items():
+        if name not in _taught and name not in parsing.get_model_map():
+            _taught[name] = build()
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
+teach_moto()

@@ -8,7 +8,10 @@
 While it runs, this process is the stack's AWS: the Invoke API, Step Functions Lambda tasks,
 EventBridge Lambda / Step Functions targets and DynamoDB-stream event source mappings all run
 the stack's handlers in this process (:class:`~local_cloud.functions.FunctionRuntime`), and
-``AWS_ENDPOINT_URL`` points this process's boto3 at the emulator (restored on stop).
+``AWS_ENDPOINT_URL`` points this process's boto3 at the emulator (restored on stop). Scheduled
+EventBridge rules fire (:mod:`local_cloud.schedules`) and CloudWatch alarms are evaluated
+(:mod:`local_cloud.alarms`); functions run with ``TURNOUT_METRICS_MODE=api`` so their metrics
+reach the CloudWatch API those alarms read.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from local_cloud import patches
+from local_cloud.alarms import AlarmEvaluator
 from local_cloud.deployer import ProgressCallback, deploy_stack
 from local_cloud.emulator import DEFAULT_PORT, REGION, Emulator
 from local_cloud.eventbridge import EventTargetDispatcher
 from local_cloud.functions import FunctionRuntime
 from local_cloud.packaging import find_source_root
+from local_cloud.schedules import ScheduleRunner
 from local_cloud.stream_mappings import EventSourceMappingRunner
 
 ChangeCallback = Callable[[str, Any], None]
@@ -75,6 +80,8 @@ class LocalCloud:
         self._functions: FunctionRuntime | None = None
         self._dispatcher: EventTargetDispatcher | None = None
         self._runner: EventSourceMappingRunner | None = None
+        self._schedules: ScheduleRunner | None = None
+        self._alarms: AlarmEvaluator | None = None
         self._saved_environment: dict[str, str | None] = {}
 
     @property
@@ -113,6 +120,8 @@ class LocalCloud:
         source_root = self._find_source_root()
         overrides = {"TURNOUT_ALLOW_LOOPBACK_UPSTREAMS": "true"} if (
             self.allow_loopback_upstreams) else {}
+        # Nothing here turns log lines into metrics: metrics go through the CloudWatch API.
+        overrides["TURNOUT_METRICS_MODE"] = "api"
         self._functions = FunctionRuntime(
             url, region=REGION, environment_overrides=overrides,
             source_paths=[str(source_root)] if source_root else [],
@@ -128,6 +137,10 @@ class LocalCloud:
             poll_interval_seconds=self.poll_interval_seconds,
         )
         self._runner.start()
+        self._alarms = AlarmEvaluator(url, region=REGION)
+        self._alarms.start()
+        self._schedules = ScheduleRunner(url, self._dispatcher, region=REGION)
+        self._schedules.start()
         self._progress(f"ready: AWS endpoint {url}")
         return self.outputs
 
@@ -148,6 +161,12 @@ class LocalCloud:
 
     def stop(self) -> None:
         """Stop the pollers, unbind the patches, stop the emulator if started here (idempotent)."""
+        schedules, self._schedules = self._schedules, None
+        if schedules is not None:
+            schedules.stop()
+        alarms, self._alarms = self._alarms, None
+        if alarms is not None:
+            alarms.stop()
         runner, self._runner = self._runner, None
         if runner is not None:
             runner.stop()

@@ -59,8 +59,13 @@ def run_up(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
 
     source_holder: dict[str, ConfigSource] = {}
+    quiet_functions: set[str] = set()
 
     def on_change(function_name: str, result: object) -> None:
+        # The control plane's functions change what the gateway serves; the data-plane
+        # function (one invocation per proxied request) never does.
+        if function_name in quiet_functions:
+            return
         source = source_holder.get("source")
         if source is not None:
             source.refresh_now()
@@ -84,12 +89,16 @@ def run_up(args: argparse.Namespace) -> int:
                 f"cannot start the AWS endpoint on 127.0.0.1:{args.aws_port}: {exc} "
                 "(is another `turnout up` running? pick another port with --aws-port)"
             ) from exc
+        data_plane_arn = outputs.get("DataPlaneFunctionArn", "")
+        if data_plane_arn:
+            quiet_functions.update({data_plane_arn, data_plane_arn.rsplit(":", 1)[-1]})
         source = ConfigSource.for_endpoint(cloud.endpoint_url, region="us-east-1",
                                            rest_api_id=outputs["RestApiId"],
                                            stage_name=outputs["StageName"])
         source.start()
         source_holder["source"] = source
-        gateway = LocalGateway(source, host="127.0.0.1", port=args.gateway_port)
+        gateway = LocalGateway(source, host="127.0.0.1", port=args.gateway_port,
+                               lambda_client_factory=lambda region: InProcessLambda(cloud.functions))
         try:
             gateway.start()
         except OSError as exc:
@@ -106,6 +115,25 @@ def run_up(args: argparse.Namespace) -> int:
         cloud.stop()
     _say("stopped")
     return 0
+
+
+class InProcessLambda:
+    """The slice of boto3's Lambda client the gateway's AWS_PROXY integration uses, answered by
+    the local cloud's function runtime directly (the same handler, context and environment as
+    through the Invoke API, without an HTTP round trip to the emulator per request)."""
+
+    def __init__(self, functions) -> None:
+        self._functions = functions
+
+    def invoke(self, *, FunctionName: str, Payload: bytes, InvocationType: str = "RequestResponse",  # noqa: N803
+               **_: object) -> dict:
+        import io
+
+        result = self._functions.invoke_payload(FunctionName, Payload)
+        answer = {"StatusCode": 200, "Payload": io.BytesIO(result.payload)}
+        if result.function_error:
+            answer["FunctionError"] = result.function_error
+        return answer
 
 
 def _banner(aws_url: str, gateway_url: str, outputs: dict[str, str], args, seconds: float) -> None:

@@ -18,6 +18,8 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "cloudformation" / "turnout.yam
 OUTPUT_NAMES = {
     "RoutesTableName", "StateTableName", "RestApiId", "StageName", "EventBusName",
     "GatewayUrl", "ReconcileFunctionName", "ReconcileFailureQueueUrl",
+    "TargetsVpcId", "TargetsLoadBalancerArn", "TargetsLoadBalancerDnsName", "TargetsListenerArn",
+    "TargetsVpcLinkId", "WebAclArn", "DataPlaneFunctionArn", "FailoverStateMachineArn",
 }
 
 
@@ -188,6 +190,10 @@ Resources:
       DefaultAction: {Allow: {}}
       VisibilityConfig: {SampledRequestsEnabled: false, CloudWatchMetricsEnabled: false,
                          MetricName: acl}
+  Keyspace:
+    Type: AWS::Cassandra::Keyspace
+    Properties:
+      KeyspaceName: wf
 Outputs:
   WorkflowArn:
     Value: !GetAtt Workflow.Arn
@@ -232,7 +238,9 @@ def test_template_constructs_moto_cannot_take_still_deploy_with_their_aws_meanin
     assert secret["user"] == "turnout" and len(secret["password"]) == 24
     [function] = aws.client("lambda").list_functions()["Functions"]
     assert function["Environment"]["Variables"]["SECRET_ARN"] == outputs["SecretArn"]
-    assert any("WebAcl (AWS::WAFv2::WebACL): not emulated locally" in m for m in progress)
+    assert any("Keyspace (AWS::Cassandra::Keyspace): not emulated locally" in m for m in progress)
+    [acl] = aws.client("wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"]
+    assert acl["Name"] == "wf-WebAcl"
 
     [execution] = stepfunctions.list_executions(stateMachineArn=machine["stateMachineArn"])[
         "executions"]
