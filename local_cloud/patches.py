@@ -34,7 +34,8 @@ are always on.
    500, which botocore retries, duplicating the deliveries that did happen). With it, those
    targets are handed to the bound sink (which delivers them asynchronously, as EventBridge
    does) and the other targets (SQS, Logs, buses, ...) stay moto's. Matching is moto's own
-   ``EventPattern``; a ``DISABLED`` rule delivers nothing, as on AWS.
+   ``EventPattern``; a ``DISABLED`` rule delivers nothing, and a rule with only a
+   ``ScheduleExpression`` matches no event, as on AWS.
 
 5. **State machines created by CloudFormation** (``StateMachine.*_from_cloudformation_json``).
    With the Step Functions interpreter on, the API serves moto's *parser* backend, but
@@ -218,6 +219,10 @@ def _patch_eventbridge_targets() -> None:
         if sink is None:
             return original(self, original_event, transform_input)
         if self.state == "DISABLED" or not self.event_pattern.matches_event(original_event):
+            return None
+        if getattr(self, "scheduled_expression", None) and not self.event_pattern.get_pattern():
+            # A schedule-only rule matches no event on AWS (moto's empty pattern matches all);
+            # the local schedule runner fires it.
             return None
         ours = [t for t in self.targets if parse_arn(t["Arn"]).service in DISPATCHED_SERVICES]
         theirs = [t for t in self.targets if t not in ours]

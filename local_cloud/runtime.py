@@ -59,6 +59,7 @@ class LocalCloud:
         stack_name: str = "turnout",
         parameters: Mapping[str, Any] | None = None,
         allow_loopback_upstreams: bool = False,
+        function_environment: Mapping[str, str] | None = None,
         on_progress: ProgressCallback | None = None,
         on_change: ChangeCallback | None = None,
         emulator_url: str | None = None,
@@ -69,6 +70,7 @@ class LocalCloud:
         self.stack_name = stack_name
         self.parameters = dict(parameters or {})
         self.allow_loopback_upstreams = allow_loopback_upstreams
+        self.function_environment = dict(function_environment or {})
         self.on_progress = on_progress
         self.on_change = on_change
         self.poll_interval_seconds = poll_interval_seconds
@@ -122,6 +124,7 @@ class LocalCloud:
             self.allow_loopback_upstreams) else {}
         # Nothing here turns log lines into metrics: metrics go through the CloudWatch API.
         overrides["TURNOUT_METRICS_MODE"] = "api"
+        overrides.update(self.function_environment)
         self._functions = FunctionRuntime(
             url, region=REGION, environment_overrides=overrides,
             source_paths=[str(source_root)] if source_root else [],

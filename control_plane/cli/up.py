@@ -35,6 +35,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     up.add_argument("--allow-loopback-upstreams", action="store_true",
                     help="let routes point at http://127.0.0.1:PORT (local demos and tests); "
                          "without it the egress policy applies unchanged")
+    up.add_argument("--apigateway-rate", type=float, default=10.0, metavar="PER_SECOND",
+                    help="pace the reconciler's API Gateway calls like AWS's account budget "
+                         "(default: %(default)s/s, burst 40); raise it for fast local bulk loads")
     up.set_defaults(handler=run_up)
 
 
@@ -76,6 +79,10 @@ def run_up(args: argparse.Namespace) -> int:
         template_path=args.template,
         stack_name=args.stack,
         allow_loopback_upstreams=args.allow_loopback_upstreams,
+        function_environment={
+            "TURNOUT_APIGW_RATE_PER_SECOND": str(args.apigateway_rate),
+            "TURNOUT_APIGW_BURST": str(max(40, int(args.apigateway_rate * 4))),
+        },
         on_progress=_say,
         on_change=on_change,
     )

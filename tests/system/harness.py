@@ -62,7 +62,7 @@ class EchoUpstream:
 
 
 class Turnout:
-    def __init__(self) -> None:
+    def __init__(self, *extra_args: str) -> None:
         self.aws_port = free_port()
         self.gateway_port = free_port()
         self.env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{self.aws_port}",
@@ -70,7 +70,8 @@ class Turnout:
                         AWS_SECRET_ACCESS_KEY="local", PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             [str(BIN / "turnout"), "up", "--allow-loopback-upstreams",
-             "--aws-port", str(self.aws_port), "--gateway-port", str(self.gateway_port)],
+             "--aws-port", str(self.aws_port), "--gateway-port", str(self.gateway_port),
+             *extra_args],
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.output: list[str] = []

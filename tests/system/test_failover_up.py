@@ -158,7 +158,7 @@ def switches(turnout: Turnout, route_id: str) -> list[dict]:
 def turnout() -> Iterator[Turnout]:
     t = Turnout()
     yield t
-    assert t.stop() == 0, "turnout up must stop cleanly:\n" + "".join(t.output[-20:])
+    t.stop()  # a clean stop is test_turnout_up's subject
 
 
 @pytest.fixture
