@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
+
+from control_plane.plan.security import PolicyDocumentError, parse_policy
 
 INVOKE = "execute-api:Invoke"
 SOURCE_IP = "aws:sourceip"
@@ -155,19 +156,14 @@ def method_arn(arn_prefix: str, stage_name: str, http_method: str, raw_path: str
 
 
 def _load(text: str) -> Mapping[str, Any]:
-    for candidate in (text, text.replace('\\"', '"').replace("\\\\", "\\")):
-        try:
-            document = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(document, str):
-            try:
-                document = json.loads(document)
-            except ValueError:
-                continue
-        if isinstance(document, Mapping):
-            return document
-    raise PolicyError("the resource policy is not a JSON object")
+    """The policy document, read the same way the reconciler reads it."""
+    try:
+        document = parse_policy(text)
+    except PolicyDocumentError as exc:
+        raise PolicyError("the resource policy is not a JSON object") from exc
+    if document is None:
+        raise PolicyError("the resource policy is not a JSON object")
+    return document
 
 
 def _everyone(principal: Any) -> bool:
