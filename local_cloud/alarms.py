@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from local_cloud.alarm_evaluation import (
     INITIAL_REASON,
@@ -44,6 +41,7 @@ from local_cloud.alarm_evaluation import (
     evaluation_window,
     reason_data,
 )
+from local_cloud.background import BackgroundRunner
 from local_cloud.clients import aws_client
 
 log = logging.getLogger(__name__)
@@ -77,8 +75,11 @@ def evaluation_cadence(period_seconds: int) -> int:
     return 10 if period_seconds < 60 else 60
 
 
-class AlarmEvaluator:
+class AlarmEvaluator(BackgroundRunner):
     """Evaluates every metric alarm of the endpoint's region (see the module docstring)."""
+
+    thread_name = "cloudwatch-alarms"
+    what = "alarm evaluation"
 
     def __init__(self, endpoint_url: str, *, region: str = "us-east-1",
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
@@ -86,33 +87,11 @@ class AlarmEvaluator:
         self._events = aws_client("events", endpoint_url=endpoint_url, region=region)
         self._now = now
         self._known: dict[str, _Known] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._init_background()
         self.changes: list[StateChange] = []
 
-    def start(self) -> None:
-        """Start evaluating (idempotent)."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="cloudwatch-alarms",
-                                            daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stop.set()
-            thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.evaluate_once()
-            except (ClientError, BotoCoreError) as exc:
-                log.warning("alarm evaluation: %s", exc)
-            except Exception:  # noqa: BLE001 - the evaluator must outlive one bad alarm
-                log.exception("alarm evaluation: unexpected failure")
-            self._stop.wait(self._wait_seconds())
+    def step(self) -> None:
+        self.evaluate_once()
 
     def _wait_seconds(self) -> float:
         now = self._now()

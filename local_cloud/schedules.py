@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from local_cloud.background import BackgroundRunner
 from local_cloud.clients import aws_client
 from local_cloud.eventbridge import target_input
 from local_cloud.patches import RuleRef
@@ -72,8 +72,11 @@ def scheduled_event(rule_arn: str, at: datetime) -> dict[str, Any]:
     }
 
 
-class ScheduleRunner:
+class ScheduleRunner(BackgroundRunner):
     """Fires the default bus's scheduled rules from a background thread."""
+
+    thread_name = "eventbridge-schedules"
+    what = "scheduled rules"
 
     def __init__(self, endpoint_url: str, dispatcher, *, region: str = "us-east-1",
                  first_rate_delay_seconds: float = FIRST_RATE_DELAY_SECONDS,
@@ -88,34 +91,11 @@ class ScheduleRunner:
         self._now = now
         self._rules: dict[str, _Scheduled] = {}
         self._reported: set[str] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._init_background()
         self.fired = 0
 
-    def start(self) -> None:
-        """Start firing (idempotent)."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="eventbridge-schedules",
-                                            daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop firing (idempotent); deliveries already made run on."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stop.set()
-            thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except (ClientError, BotoCoreError) as exc:
-                log.warning("scheduled rules: %s", exc)
-            except Exception:  # noqa: BLE001 - the runner must outlive one bad rule
-                log.exception("scheduled rules: unexpected failure")
-            self._stop.wait(self._wait_seconds())
+    def step(self) -> None:
+        self.tick()
 
     def _wait_seconds(self) -> float:
         if not self._rules:
