@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from control_plane.adapters.aws_errors import translate
+from control_plane.adapters.aws_errors import error_code, translate
 from control_plane.model.item import from_item, to_item
 from control_plane.model.status import STATUS_KIND, RouteStatus
+
+UNCHECKED = object()
 
 
 class RouteStore:
@@ -69,11 +71,32 @@ class RouteStore:
             raise translate(exc, action="list statuses") from exc
         return sorted(out, key=lambda s: s.route_id)
 
-    def put_status(self, status: RouteStatus, *, expires_at: int | None = None) -> None:
+    def put_status(self, status: RouteStatus, *, expires_at: int | None = None,
+                   expected_active: str | None | object = UNCHECKED) -> bool:
+        """Write the whole status item.
+
+        With ``expected_active`` the write only succeeds while the stored ``active_upstream`` is
+        still that value (``None``: the item has none), so a reconcile never undoes a failover
+        that switched the route after the reconcile read its status. Returns False when that
+        condition failed and nothing was written.
+        """
         item = status.to_item()
         if expires_at is not None:
             item["expires_at"] = expires_at
+        request: dict = {"TableName": self.state_table, "Item": to_item(item)}
+        if expected_active is not UNCHECKED:
+            if expected_active is None:
+                request["ConditionExpression"] = "attribute_not_exists(active_upstream)"
+            else:
+                request["ConditionExpression"] = ("attribute_not_exists(route_id) "
+                                                  "OR active_upstream = :expected")
+                request["ExpressionAttributeValues"] = {":expected": {"S": str(expected_active)}}
         try:
-            self.client.put_item(TableName=self.state_table, Item=to_item(item))
-        except (ClientError, BotoCoreError) as exc:
+            self.client.put_item(**request)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
             raise translate(exc, action="write status") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, action="write status") from exc
+        return True

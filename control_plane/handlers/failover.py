@@ -38,7 +38,7 @@ from control_plane.model.route import NAME_PATTERN, Route
 from control_plane.model.status import Phase
 from control_plane.model.validation import validate_route
 from control_plane.plan import failover as plan
-from control_plane.plan.apigateway import split_upstream_url, stage_variable_name
+from control_plane.plan.apigateway import split_upstream_url, stage_variable_name, upstream_active_url
 from control_plane.settings import Settings
 
 logger = Logger(service="turnout-failover")
@@ -162,7 +162,7 @@ class Tasks:
                 route_id=route_id, owner=state["lock"]["owner"], spec_hash=decision["spec_hash"],
                 from_upstream=decision["from"],
                 expected_active=status.active_upstream if status else None,
-                to_upstream=target.name, active_url=active_url(target),
+                to_upstream=target.name, active_url=upstream_active_url(target),
                 message=moved_message(status.message if status else None, decision["from"],
                                       target.name),
                 time=time, kind=decision["kind"], execution_arn=execution_arn,
@@ -276,14 +276,6 @@ def mode_of(route: Route) -> str:
     if route.mode == "proxy":
         return "proxy"
     return "direct" if route.primary().url is not None else "targets"
-
-
-def active_url(upstream) -> str | None:
-    """What the reconciler records as ``active_url`` for this upstream."""
-    if upstream.url is None:
-        return None
-    scheme, value = split_upstream_url(upstream.url)
-    return f"{scheme}://{value}"
 
 
 def moved_message(message: str | None, from_upstream: str, to_upstream: str) -> str | None:

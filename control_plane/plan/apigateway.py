@@ -52,6 +52,14 @@ def split_upstream_url(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), (parts.netloc + parts.path).rstrip("/")
 
 
+def upstream_active_url(upstream) -> str | None:
+    """What a route's status records as ``active_url`` for a URL upstream (None: a target)."""
+    if upstream.url is None:
+        return None
+    scheme, value = split_upstream_url(upstream.url)
+    return f"{scheme}://{value}"
+
+
 def path_parameters(path: str) -> list[str]:
     names = []
     for segment in path.strip("/").split("/"):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from control_plane.errors import InvalidRouteError, PermanentError, Problem
+from control_plane.errors import InvalidRouteError, PermanentError, Problem, TransientError
 from control_plane.model.events import (
     ROUTE_DELETED,
     ROUTE_FAILED,
@@ -42,6 +42,7 @@ from control_plane.plan.apigateway import (
     route_id_of_variable,
     split_upstream_url,
     stage_variable_name,
+    upstream_active_url,
 )
 from control_plane.reconcile.components import BatchContext, Component
 
@@ -73,6 +74,9 @@ def document_hash(doc: object) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+STATUS_WRITE_ATTEMPTS = 3
+
+
 @dataclass(frozen=True)
 class Outcome:
     route_id: str
@@ -85,6 +89,7 @@ class Outcome:
     path: str | None = None
     methods: tuple[str, ...] | None = None
     problems: tuple[Problem, ...] = ()
+    upstream_urls: tuple[tuple[str, str | None], ...] = ()  # every upstream: its active_url
 
 
 @dataclass
@@ -114,6 +119,7 @@ class ReconcileSession:
     _set_vars: dict[str, str] = field(default_factory=dict)
     _freed: bool = False
     _remove_vars: set[str] = field(default_factory=set)
+    _finish_observed: ObservedApi | None = None
 
     def _observe(self) -> ObservedApi:
         if self.observed is None:
@@ -172,13 +178,9 @@ class ReconcileSession:
                               f"{c.http_method} {c.path} is already served by route '{c.owner}'")
             return self._rejected(route_id, spec_hash, [problem], observed)
         active = self._active_upstream(route, previous)
-        var = stage_variable_name(route_id)
-        if active.url is not None:
-            scheme, value = split_upstream_url(active.url)
-            self._set_vars[var] = value
-            active_url = f"{scheme}://{value}"
-        else:
-            active_url = None
+        active_url = upstream_active_url(active)
+        if active_url is not None:
+            self._set_vars[stage_variable_name(route_id)] = split_upstream_url(active_url)[1]
         try:
             self.gateway.apply(plan.actions, observed)
             self._freed = self._freed or any(isinstance(a, DeleteMethod) for a in plan.actions)
@@ -191,10 +193,11 @@ class ReconcileSession:
                            message=str(exc)[:MESSAGE_LIMIT], path=route.path,
                            methods=tuple(route.methods))
         return Outcome(route_id, Phase.READY, spec_hash, reason="Reconciled",
-                       message=f"Serving {', '.join(sorted(route.methods))} {route.path} "
-                               f"from upstream '{active.name}'.",
+                       message=serving_message(route.methods, route.path, active.name),
                        active_upstream=active.name, active_url=active_url,
-                       path=route.path, methods=tuple(sorted(route.methods)))
+                       path=route.path, methods=tuple(sorted(route.methods)),
+                       upstream_urls=tuple((u.name, upstream_active_url(u))
+                                           for u in route.upstreams))
 
     @staticmethod
     def _active_upstream(route, previous: RouteStatus | None):
@@ -250,6 +253,7 @@ class ReconcileSession:
         self.retry_blocked()
         if self._pending:
             observed = self._observe()
+            self._finish_observed = observed
             for component in self.components:
                 component.finish(self.context())
             self.gateway.update_stage_variables(dict(self._set_vars), observed)
@@ -290,11 +294,11 @@ class ReconcileSession:
             )
             expires = (int(time.time()) + DELETED_STATUS_TTL_SECONDS
                        if outcome.phase is Phase.DELETED else None)
-            self.store.put_status(status, expires_at=expires)
+            status = self._write_status(status, previous, outcome, expires)
             events.append(route_event(
                 EVENT_FOR_PHASE[outcome.phase], route_id=route_id, spec_hash=outcome.spec_hash,
                 phase=outcome.phase.value, reason=outcome.reason, message=outcome.message,
-                time=now, active_upstream=outcome.active_upstream, path=outcome.path,
+                time=now, active_upstream=status.active_upstream, path=outcome.path,
                 methods=list(outcome.methods) if outcome.methods is not None else None,
                 problems=[{"field": p.field, "reason": p.reason, "message": p.message}
                           for p in outcome.problems] or None,
@@ -303,10 +307,47 @@ class ReconcileSession:
             self.publisher.publish(events)
         return outcomes
 
+    def _write_status(self, status: RouteStatus, previous: RouteStatus | None,
+                      outcome: Outcome, expires: int | None) -> RouteStatus:
+        """Write the status unless a failover moved the route since it was read.
+
+        The failover workflow owns ``active_upstream`` once a route serves: when it switched the
+        route meanwhile to an upstream the route still has, the status keeps that choice and the
+        stage variable is pointed back at it.
+        """
+        expected = previous.active_upstream if previous is not None else None
+        for _ in range(STATUS_WRITE_ATTEMPTS):
+            if self.store.put_status(status, expires_at=expires, expected_active=expected):
+                return status
+            current = self.store.get_status(status.route_id)
+            expected = current.active_upstream if current is not None else None
+            urls = dict(outcome.upstream_urls)
+            if outcome.phase is Phase.READY and expected in urls:
+                status = status.model_copy(update={
+                    "active_upstream": expected, "active_url": urls[expected],
+                    "message": serving_message(outcome.methods or (), outcome.path or "",
+                                               expected),
+                })
+                self._repoint_stage(status)
+        raise TransientError(f"the status of route '{status.route_id}' kept changing while it "
+                             "was written; the reconcile is retried")
+
+    def _repoint_stage(self, status: RouteStatus) -> None:
+        observed = self._finish_observed
+        if status.active_url is None or observed is None:
+            return
+        value = split_upstream_url(status.active_url)[1]
+        self.gateway.update_stage_variables({stage_variable_name(status.route_id): value},
+                                            observed)
+
     def _superseded(self, route_id: str, doc_hash: str | None) -> bool:
         """A newer version of the route was written meanwhile: its own record will report."""
         doc = self.store.get_desired(route_id)
         return (None if doc is None else document_hash(doc)) != doc_hash
+
+
+def serving_message(methods, path: str, upstream: str) -> str:
+    return f"Serving {', '.join(sorted(methods))} {path} from upstream '{upstream}'."
 
 
 def _unchanged(outcome: Outcome, previous: RouteStatus | None) -> bool:

@@ -216,3 +216,40 @@ class _Raw:
     def read(self, *args, **kwargs) -> bytes:
         body, self._body = self._body, b""
         return body
+
+
+def test_a_reconcile_never_undoes_a_failover_that_happened_while_it_ran(stack, harness):
+    ddb, apigw = stack.aws.client("dynamodb"), stack.aws.client("apigateway")
+    failover = {"armed": False, "done": False}
+
+    def failover_before_the_status_write(params, **kwargs):
+        if not failover["armed"] or params.get("Item", {}).get("kind") != {"S": "status"}:
+            return
+        failover["armed"], failover["done"] = False, True
+        # the failover workflow's two writes, in its own order: the status, then the stage
+        ddb.update_item(TableName=stack.state_table,
+                        Key={"route_id": {"S": "a"}, "kind": {"S": "status"}},
+                        UpdateExpression="SET active_upstream = :to, active_url = :u",
+                        ExpressionAttributeValues={":to": {"S": "u1"},
+                                                   ":u": {"S": "https://b.example"}})
+        apigw.update_stage(restApiId=stack.rest_api_id, stageName=stack.stage, patchOperations=[
+            {"op": "replace", "path": "/variables/a", "value": "b.example"}])
+
+    harness.session_events.register("before-parameter-build.dynamodb.PutItem",
+                                    failover_before_the_status_write)
+    stack.put_route(route("a", "/a", "https://a.example", "https://b.example", methods=["GET"]))
+    harness.run()
+    stack.put_route(route("a", "/a", "https://a.example", "https://b.example",
+                          methods=["GET", "DELETE"]))
+    failover["armed"] = True
+    harness.run()
+
+    assert failover["done"]
+    status = stack.status("a")
+    assert (status["phase"], status["active_upstream"], status["active_url"]) == (
+        "READY", "u1", "https://b.example")
+    assert status["message"] == "Serving DELETE, GET /a from upstream 'u1'."
+    assert set(stack.api_methods()) == {("/a", "GET"), ("/a", "DELETE")}
+    assert stack.stage_variables() == {"a": "b.example"}
+    ready = [e for e in stack.published_events() if e["detail-type"] == "Route Ready"]
+    assert ready[-1]["detail"]["active_upstream"] == "u1"
