@@ -51,6 +51,7 @@ class Settings(BaseModel):
     vpc_id: str = ""
     apigateway_rate_per_second: float = Field(default=10.0, gt=0)
     apigateway_burst: int = Field(default=40, ge=1)
+    alarm_period_seconds: int = Field(default=10, ge=10)
 
     def integration_options(self) -> dict[str, str | None]:
         """What :func:`control_plane.plan.apigateway.desired_integration` needs from the stack."""
@@ -81,4 +82,5 @@ class Settings(BaseModel):
             vpc_id=env.get("VPC_ID", ""),
             apigateway_rate_per_second=float(env.get("TURNOUT_APIGW_RATE_PER_SECOND", "10")),
             apigateway_burst=int(env.get("TURNOUT_APIGW_BURST", "40")),
+            alarm_period_seconds=int(env.get("ALARM_PERIOD_SECONDS") or "10"),
         )

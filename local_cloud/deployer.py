@@ -16,6 +16,7 @@ CloudFormation, plus what moto leaves undone:
 
 from __future__ import annotations
 
+import ast
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -77,6 +78,43 @@ def deploy_stack(
         raise DeployError(f"deploying {stack_name}: {exc}") from exc
 
 
+def prepare_for_moto(
+    template: dict[str, Any],
+    *,
+    template_dir: str | Path,
+    stack_name: str,
+    parameters: Mapping[str, Any] | None = None,
+    endpoint_url: str,
+    region: str = "us-east-1",
+    on_progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """An already packaged ``template`` as moto's CloudFormation takes it, for submitting it
+    through the CloudFormation API directly (as ``turnout deploy`` does) rather than through
+    :func:`deploy_stack`. The resources moto ignores that stack resources refer to are created
+    first, as :func:`deploy_stack` does; the ones it creates after the stack are not."""
+    aws = AwsClients(endpoint_url, region)
+    deployment = _Deployment(aws, template, Path(template_dir), stack_name,
+                             dict(parameters or {}), on_progress or _quiet)
+    try:
+        adapted, _ = deployment.prepare(deployment._pseudo_parameters())
+    except (ClientError, BotoCoreError, TemplateNotSupportedLocally, UnresolvableError) as exc:
+        raise DeployError(f"preparing {stack_name} for the local cloud: {exc}") from exc
+    return adapted
+
+
+def _parameter_text(value: Any) -> Any:
+    """A deployed parameter's value as it was given: moto reports a list parameter
+    (``CommaDelimitedList``) as the repr of a Python list, ``"['a', 'b']"``."""
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        try:
+            items = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+        if isinstance(items, list):
+            return ",".join(str(item) for item in items)
+    return value
+
+
 class _Deployment:
     def __init__(self, aws: AwsClients, template: dict[str, Any], template_dir: Path,
                  stack_name: str, parameters: dict[str, Any], progress: ProgressCallback) -> None:
@@ -95,14 +133,7 @@ class _Deployment:
                                           source_root=source_root, packages=packages,
                                           on_progress=self.progress)
         pseudo = self._pseudo_parameters()
-        deferred = self._deferred_in_scope(pseudo)
-        before, after = self._phases(deferred)
-        early = Evaluator(self.template, parameters=self.parameters, pseudo=pseudo,
-                          resources=self._created_only)
-        self._create(before, early)
-        adapted = adapt_for_moto(self.template, created_before=self.created,
-                                 template_dir=self.template_dir,
-                                 read_s3_object=self._read_s3_object)
+        adapted, after = self.prepare(pseudo)
         stack = self._submit(adapted)
         pseudo["AWS::StackId"] = stack["StackId"]
         physical_ids = {
@@ -119,6 +150,25 @@ class _Deployment:
         self._complete(physical_ids, evaluator)
         self._create(after, evaluator, values)
         return self._outputs(evaluator, stack)
+
+    def prepare(self, pseudo: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """Create what must exist before the stack; the template moto takes, and what must be
+        created after the stack."""
+        deferred = self._deferred_in_scope(pseudo)
+        before, after = self._phases(deferred)
+        early = Evaluator(self.template, parameters=self.parameters, pseudo=pseudo,
+                          resources=self._created_only)
+        self._create(before, early)
+        conditions = {}
+        for name in self.template.get("Conditions") or {}:
+            try:
+                conditions[name] = early.condition(name)
+            except UnresolvableError:
+                continue
+        adapted = adapt_for_moto(self.template, created_before=self.created,
+                                 template_dir=self.template_dir,
+                                 read_s3_object=self._read_s3_object, conditions=conditions)
+        return adapted, after
 
     def _resolve_parameters(self, given: dict[str, Any]) -> dict[str, Any]:
         declared = self.template.get("Parameters") or {}
@@ -247,7 +297,7 @@ class _Deployment:
             StackName=self.stack_name)["TemplateBody"]
         if isinstance(current, str):
             current = json.loads(current)
-        deployed = {p["ParameterKey"]: p.get("ParameterValue")
+        deployed = {p["ParameterKey"]: _parameter_text(p.get("ParameterValue"))
                     for p in stack.get("Parameters", [])}
         wanted = {p["ParameterKey"]: p["ParameterValue"] for p in parameters}
         return json.loads(json.dumps(current)) == json.loads(json.dumps(adapted)) and (

@@ -16,6 +16,10 @@ same thing on AWS:
   a reference to one that can only be created after the stack is an error.
 - Outputs moto cannot compute are left out of what moto sees; the deployer computes every
   output itself.
+- When the deployer knows the conditions' values (they depend on parameters only), each
+  ``Fn::If`` becomes the branch it chooses (``AWS::NoValue`` removes the property or list item)
+  and resources and outputs whose condition is false are left out, as CloudFormation would do.
+  Otherwise a branch that is never taken could still name a resource moto does not create.
 """
 
 from __future__ import annotations
@@ -222,6 +226,39 @@ def parse_template_fragment(text: str) -> Any:
         return wrapped["Fragment"]
 
 
+_NO_VALUE = object()
+
+
+def _choose_branches(value: Any, conditions: Mapping[str, bool]) -> Any:
+    """``value`` with every ``Fn::If`` on a known condition replaced by its chosen branch."""
+    if isinstance(value, list):
+        items = [_choose_branches(item, conditions) for item in value]
+        return [item for item in items if item is not _NO_VALUE]
+    if not isinstance(value, dict):
+        return value
+    if value == {"Ref": "AWS::NoValue"}:
+        return _NO_VALUE
+    if len(value) == 1 and "Fn::If" in value:
+        name, when_true, when_false = value["Fn::If"]
+        if isinstance(name, str) and name in conditions:
+            return _choose_branches(when_true if conditions[name] else when_false, conditions)
+    chosen = {key: _choose_branches(item, conditions) for key, item in value.items()}
+    return {key: item for key, item in chosen.items() if item is not _NO_VALUE}
+
+
+def _resolve_conditions(template: dict[str, Any], conditions: Mapping[str, bool]) -> None:
+    """Drop what a false condition excludes and choose every ``Fn::If`` branch, in place."""
+
+    def included(entry: Mapping[str, Any]) -> bool:
+        name = entry.get("Condition")
+        return not isinstance(name, str) or conditions.get(name, True)
+
+    for section in ("Resources", "Outputs"):
+        entries = template.get(section) or {}
+        template[section] = {name: _choose_branches(entry, conditions)
+                             for name, entry in entries.items() if included(entry)}
+
+
 def deferred_resources(template: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The resources of types moto's CloudFormation does not create."""
     return {name: resource for name, resource in template["Resources"].items()
@@ -234,9 +271,12 @@ def adapt_for_moto(
     created_before: Mapping[str, ResourceValues],
     template_dir: Path,
     read_s3_object: Callable[[str, str], bytes],
+    conditions: Mapping[str, bool] | None = None,
 ) -> dict[str, Any]:
     """The template moto deploys: see the module docstring for every change made."""
     adapted = copy.deepcopy(dict(template))
+    if conditions:
+        _resolve_conditions(adapted, conditions)
     resources = adapted["Resources"]
     deferred = set(deferred_resources(adapted))
     rewriter = _Rewriter(resources, deferred, created_before)

@@ -5,7 +5,7 @@ Two kinds of steps, both idempotent (a redeploy runs them again):
 - :data:`COMPLETERS` finish a resource moto did create but without some of its properties
   (``(aws, logical_id, properties, physical_id) -> message | None``, the message saying
   what it changed). Today: a DynamoDB table's
-  ``TimeToLiveSpecification`` and a load balancer's ``Tags``.
+  ``TimeToLiveSpecification``, a load balancer's ``Tags`` and a REST API's ``BinaryMediaTypes``.
 - :data:`CREATORS` create a resource of a type moto skips entirely
   (``(aws, logical_id, properties, names) -> ResourceValues``), upserting by a deterministic
   name so a second deploy finds the first one's resource. Today: ``AWS::CloudWatch::Alarm``
@@ -88,6 +88,22 @@ def complete_load_balancer(aws: AwsClients, logical_id: str, properties: Mapping
     elbv2.add_tags(ResourceArns=[load_balancer_arn],
                    Tags=[{"Key": k, "Value": v} for k, v in sorted(missing.items())])
     return f"{logical_id}: tags {', '.join(sorted(missing))}"
+
+
+def complete_rest_api(aws: AwsClients, logical_id: str, properties: Mapping[str, Any],
+                      rest_api_id: str) -> str | None:
+    """Apply ``BinaryMediaTypes`` (moto's CloudFormation creates the API without them)."""
+    wanted = [str(media) for media in properties.get("BinaryMediaTypes") or []]
+    apigateway = aws("apigateway")
+    current = apigateway.get_rest_api(restApiId=rest_api_id).get("binaryMediaTypes") or []
+    changes = [{"op": "remove", "path": "/binaryMediaTypes/" + media.replace("/", "~1"), "value": media}
+               for media in current if media not in wanted]
+    changes += [{"op": "add", "path": "/binaryMediaTypes/" + media.replace("/", "~1"), "value": media}
+                for media in wanted if media not in current]
+    if not changes:
+        return None
+    apigateway.update_rest_api(restApiId=rest_api_id, patchOperations=changes)
+    return f"{logical_id}: binary media types {', '.join(wanted) or 'none'}"
 
 
 _ALARM_FIELDS = (
@@ -182,6 +198,7 @@ def create_event_invoke_config(aws: AwsClients, logical_id: str, properties: Map
 COMPLETERS: dict[str, Completer] = {
     "AWS::DynamoDB::Table": complete_table,
     "AWS::ElasticLoadBalancingV2::LoadBalancer": complete_load_balancer,
+    "AWS::ApiGateway::RestApi": complete_rest_api,
 }
 
 CREATORS: dict[str, Creator] = {

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from control_plane.cli.errors import CommandError
 from control_plane.cli.parser import build_parser
 
-COMMAND_GROUPS: tuple[str, ...] = ("routes", "up", "keys", "status", "failover")
+COMMAND_GROUPS: tuple[str, ...] = ("routes", "up", "keys", "status", "failover", "deploy")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,8 @@ The alarm (see :mod:`control_plane.model.health_signals` for the metric and the 
   (the prober judged the upstream unhealthy) in a period makes it breach.
 - ``Period``: 10 s (the shortest CloudWatch allows, high resolution) when the probe interval is
   10 s or less; otherwise the shortest allowed period (20, 30, or a multiple of 60) that holds
-  one probe, so every period normally has a datapoint.
+  one probe, so every period normally has a datapoint. A stack may raise the shortest period
+  (its ``AlarmPeriodSeconds`` parameter: 60 avoids high-resolution alarms).
 - ``EvaluationPeriods`` 1 and ``DatapointsToAlarm`` 1: the prober already applied
   ``unhealthy_threshold`` / ``healthy_threshold``, so a 0 is a decided verdict, not a single bad
   probe; demanding more periods would only add delay (an M-of-N here would debounce twice).
@@ -66,17 +67,20 @@ class AlarmPlan:
         return not self.puts and not self.deletes
 
 
-def alarm_period(interval_seconds: int) -> int:
-    """The alarm period for a probe interval (see the module docstring)."""
+def alarm_period(interval_seconds: int, shortest_seconds: int = 10) -> int:
+    """The alarm period for a probe interval, at least ``shortest_seconds`` (see the module
+    docstring)."""
+    seconds = max(interval_seconds, shortest_seconds)
     for period in HIGH_RESOLUTION_PERIODS:
-        if interval_seconds <= period:
+        if seconds <= period:
             return period
-    return 60 * math.ceil(interval_seconds / 60)
+    return 60 * math.ceil(seconds / 60)
 
 
-def desired_alarms(route: Route, *, rest_api_id: str) -> dict[str, AlarmSpec]:
+def desired_alarms(route: Route, *, rest_api_id: str,
+                   shortest_period_seconds: int = 10) -> dict[str, AlarmSpec]:
     """The alarms ``route`` needs, by name."""
-    period = alarm_period(route.health_check.interval_seconds)
+    period = alarm_period(route.health_check.interval_seconds, shortest_period_seconds)
     alarms = {}
     for upstream in route.upstreams:
         name = alarm_name(route.route_id, upstream.name)

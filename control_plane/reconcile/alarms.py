@@ -21,11 +21,13 @@ class UpstreamAlarms(BaseComponent):
 
     name = "alarms"
 
-    def __init__(self, alarms: CloudWatchAlarms) -> None:
+    def __init__(self, alarms: CloudWatchAlarms, shortest_period_seconds: int = 10) -> None:
         self.alarms = alarms
+        self.shortest_period_seconds = shortest_period_seconds
 
     def converge(self, route, ctx: BatchContext) -> None:
-        desired = desired_alarms(route, rest_api_id=ctx.rest_api_id)
+        desired = desired_alarms(route, rest_api_id=ctx.rest_api_id,
+                                 shortest_period_seconds=self.shortest_period_seconds)
         plan = plan_alarms(desired, self.alarms.describe(alarm_prefix(route.route_id)))
         for spec in plan.puts:
             self.alarms.put(spec.put_request())
@@ -51,4 +53,5 @@ class UpstreamAlarms(BaseComponent):
 
 def build(settings, client_factory) -> UpstreamAlarms:
     """The component for this stack (alarms live in the stack's own account and region)."""
-    return UpstreamAlarms(CloudWatchAlarms(client_factory("cloudwatch")))
+    return UpstreamAlarms(CloudWatchAlarms(client_factory("cloudwatch")),
+                          shortest_period_seconds=settings.alarm_period_seconds)
