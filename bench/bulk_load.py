@@ -1,7 +1,9 @@
 """Routes per second for a bulk load through the local cloud.
 
-Starts ``turnout up`` (as a user would), writes N routes with ``BatchWriteItem`` as fast as
-DynamoDB takes them, and waits until every route's status is READY. Prints the load rate, the
+Starts ``turnout up`` (as a user would) and one real upstream on 127.0.0.1, writes N routes
+to it with ``BatchWriteItem`` as fast as DynamoDB takes them, and waits until every route's
+status is READY. The upstream answers, so the figure is the reconcile path's, not that of N
+failover workflows started for N unreachable hosts. Prints the load rate, the
 convergence time and routes/s, and the number of deployments it took.
 
 API Gateway pacing is lifted (``--apigateway-rate``) so the figure is the local stack's own
@@ -18,7 +20,7 @@ import time
 
 import boto3
 
-from tests.system.harness import Turnout, route_item
+from tests.system.harness import EchoUpstream, Turnout, route_item
 
 
 def main() -> None:
@@ -27,6 +29,7 @@ def main() -> None:
     parser.add_argument("--apigateway-rate", default="1000")
     args = parser.parse_args()
 
+    upstream = EchoUpstream("bulk")
     turnout = Turnout("--apigateway-rate", args.apigateway_rate)
     try:
         kwargs = dict(endpoint_url=turnout.env["AWS_ENDPOINT_URL"], region_name="us-east-1",
@@ -35,7 +38,7 @@ def main() -> None:
         apigw = boto3.client("apigateway", **kwargs)
         table, state = turnout.outputs["RoutesTableName"], turnout.outputs["StateTableName"]
         items = [json.loads(route_item(f"bulk-{i}", f"/bulk{i}/{{proxy+}}",
-                                       f"https://bulk{i}.example", ("GET",)))
+                                       f"{upstream.url}/bulk{i}", ("GET",)))
                  for i in range(args.routes)]
         started = time.monotonic()
         for i in range(0, len(items), 25):
@@ -64,6 +67,7 @@ def main() -> None:
               f"{deployments} deployments")
     finally:
         turnout.stop()
+        upstream.close()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,11 @@ Beyond the integrations:
 * ``/__turnout/health`` answers 200 ``{"status":"ok","routes":N}`` for any
   method, N counting the deployed resource methods; it shadows any resource of
   that path;
+* ``/__turnout/`` is the status page and ``/__turnout/api/status`` its JSON
+  (:mod:`data_plane.status_page`; read-only, GET and HEAD), shadowing resources too;
 * one JSON access-log line per request (:mod:`data_plane.access_log`).
+* requests with unsound framing are refused first, connection closed
+  (:mod:`data_plane.request_framing`).
 """
 
 from __future__ import annotations
@@ -33,8 +37,11 @@ from data_plane.access_log import ACCESS_LOG, Exchange
 from data_plane.gateway_config import GatewayConfig, Integration, MethodConfig
 from data_plane.gateway_responses import INTERNAL_SERVER_ERROR, MISSING_AUTHENTICATION_TOKEN
 from data_plane.integrations import build_integrations
+from data_plane.request_framing import refuse_ambiguous_framing
 from data_plane.routing import Match
 from data_plane.server_thread import ServerThread
+from data_plane.status_page.server import StatusPage, StatusView
+from data_plane.status_page.stack_view import StackStatusView
 from data_plane.transport import Transport
 
 LOG = logging.getLogger("turnout.gateway")
@@ -79,10 +86,14 @@ class LocalGateway:
         port: int = 8080,
         access_log: logging.Logger | None = ACCESS_LOG,
         lambda_client_factory: Callable[[str], Any] | None = None,
+        status_view: StatusView | None = None,
     ) -> None:
         """``lambda_client_factory(region)`` gives the client AWS_PROXY integrations invoke
-        functions with (boto3's Lambda client by default; the local cloud passes its runtime)."""
+        functions with (boto3's Lambda client by default; the local cloud passes its runtime).
+        ``status_view()`` gives the status page's document (by default, the status view of
+        the stack whose API is served)."""
         self._config_source = config_source
+        self._status_view = status_view
         self._access_log = access_log
         self._lambda_client_factory = lambda_client_factory
         self._server = ServerThread(self._make_app, host=host, port=port, name="turnout-gateway")
@@ -125,13 +136,14 @@ class LocalGateway:
             yield
             await transport.close()
 
-        app = web.Application()
+        app = web.Application(middlewares=[refuse_ambiguous_framing])
         app.cleanup_ctx.append(pooled_connections)
         app.on_response_prepare.append(_on_response_start)
         dispatcher = _Dispatcher(
             self._config_source,
             build_integrations(transport, lambda_client_factory=self._lambda_client_factory),
             self._access_log,
+            StatusPage(self._status_view or StackStatusView(self._config_source)),
         )
         app.router.add_route("*", "/{tail:.*}", dispatcher.serve)
         return app
@@ -143,10 +155,12 @@ class _Dispatcher:
         config_source: ConfigProvider,
         integrations: Mapping[str, IntegrationHandler],
         access_log: logging.Logger | None,
+        status_page: StatusPage,
     ) -> None:
         self._config_source = config_source
         self._integrations = integrations
         self._access_log = access_log
+        self._status_page = status_page
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
         exchange = Exchange(
@@ -178,6 +192,8 @@ class _Dispatcher:
                 body=json.dumps({"status": "ok", "routes": routes}, separators=(",", ":")).encode(),
                 content_type="application/json",
             )
+        if self._status_page.serves(exchange.path):
+            return await self._status_page.handle(request, exchange.path)
         route = config.match(request.method, exchange.path)
         if route is None:
             return MISSING_AUTHENTICATION_TOKEN.to_web_response()

@@ -2,8 +2,11 @@
 
 ``turnout routes status`` shows the status items (phase, reason, active upstream). ``turnout
 status [ROUTE]`` adds what failover needs an operator to see: each upstream's health and last
-probe (the prober's ``health#<upstream>`` items), the last switch (its audit item: when, from,
-to, why, who, the Step Functions execution) and a switch in progress (the route's lock).
+probe (the prober's ``health#<upstream>`` items and the upstream's alarm), the last switch (its
+audit item: when, from, to, why, who, the Step Functions execution), a switch in progress (the
+route's lock) and the recent switches. It reads and prints :mod:`control_plane.status_view`, the
+view the local gateway's status page shows; ``--watch`` redraws it in place
+(:mod:`control_plane.cli.status_watch`).
 
 A route in the routes table with no status item yet shows as PENDING; a status item whose
 route item is gone still shows (e.g. DELETED).
@@ -12,13 +15,12 @@ route item is gone still shows (e.g. DELETED).
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
+import sys
 from typing import TYPE_CHECKING
 
 from control_plane.cli import render
-from control_plane.cli.errors import CommandError
+from control_plane.cli.errors import CommandError, UsageError
 from control_plane.cli.parser import add_aws_options, add_output_option
-from control_plane.model.failover import UNKNOWN
 from control_plane.model.status import Phase
 
 if TYPE_CHECKING:  # the AWS side is imported by the commands that use it (fast --help)
@@ -79,18 +81,22 @@ def _pending(route_id: str) -> dict:
 
 # ---- turnout status --------------------------------------------------------------------
 
-OVERVIEW_COLUMNS = ("ROUTE", "PHASE", "ACTIVE", "UPSTREAMS", "LAST SWITCH")
-
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``turnout status``."""
     status = commands.add_parser(
         "status", help="Show routes with their active upstream, health and last failover.",
-        description="Per route: phase, active upstream, each upstream's health and last probe, "
-                    "and the last switch (when, from, to, why, who, the Step Functions "
-                    "execution). Name a route for every detail.",
+        description="Per route: phase, active upstream, each upstream's health (the prober's "
+                    "verdict and its alarm) and the last switch, then the recent switches. Name "
+                    "a route for every detail (mode, last probe, who switched and why, the Step "
+                    "Functions execution). --watch redraws it in place until Ctrl-C. The "
+                    "local gateway shows the same view at http://127.0.0.1:8080/__turnout/.",
     )
     status.add_argument("route_id", metavar="ROUTE", nargs="?", help="show only this route")
+    status.add_argument("-w", "--watch", action="store_true",
+                        help="redraw every --interval seconds until Ctrl-C")
+    status.add_argument("--interval", type=_interval, default=2.0, metavar="SECONDS",
+                        help="seconds between redraws with --watch (default: %(default)s)")
     add_output_option(status, "table", "json")
     add_aws_options(status, state_table=True)
     status.set_defaults(handler=run_status)
@@ -98,132 +104,57 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_status(args: argparse.Namespace) -> int:
     from control_plane.cli.aws import AwsContext
+    from control_plane.cli.status_watch import render_frame, watch
 
+    if args.watch and args.output == "json":
+        raise UsageError("--watch redraws a table; use -o json without --watch")
     context = AwsContext.from_args(args)
-    reports = collect_reports(context, args.route_id)
+    if args.watch:
+        return watch(lambda: read_status_view(context, args.route_id), route_id=args.route_id,
+                     interval_seconds=args.interval)
+    view = read_status_view(context, args.route_id)
+    for problem in view["problems"]:
+        print(f"turnout: warning: {problem}", file=sys.stderr)
+    reports = view["routes"]
     if args.route_id and not reports:
         raise CommandError(f"route {args.route_id!r} not found (no route item, no status)")
     if args.output == "json":
         print(render.to_json(reports[0] if args.route_id else reports))
-    elif args.route_id:
-        print(report_detail(reports[0]))
     else:
-        print(render.table(OVERVIEW_COLUMNS, [_overview_row(r) for r in reports]))
+        print(render_frame(view, route_id=args.route_id))
     return 0
 
 
-def collect_reports(context: AwsContext, route_id: str | None) -> list[dict]:
-    """One report per route (or only ``route_id``'s), ordered by route id."""
-    from control_plane.adapters.failover_store import route_state_of
+def read_status_view(context: AwsContext, route_id: str | None) -> dict:
+    """The status view (:mod:`control_plane.status_view`) of the stack ``context`` names."""
     from control_plane.cli.aws import aws_errors
-    from control_plane.cli.tables import RoutesTable, StateTable
-    from control_plane.model.item import from_item
+    from control_plane.status_view import StatusSource, read_view
 
-    routes = RoutesTable(context)
-    state = StateTable(context)
-    client = context.client("dynamodb")
-    with aws_errors(context, table=state.name, option="--state-table"):
-        if route_id:
-            documents = {route_id: routes.get(route_id)}
-            raw = _pages(client, "query", TableName=state.name, ConsistentRead=True,
-                         KeyConditionExpression="route_id = :r",
-                         ExpressionAttributeValues={":r": {"S": route_id}})
-        else:
-            documents = {str(d.get("route_id")): d for d in routes.all()}
-            raw = _pages(client, "scan", TableName=state.name)
-    items: dict[str, list[dict]] = defaultdict(list)
-    for item in raw:
-        plain = from_item(item)
-        items[str(plain.get("route_id"))].append(plain)
-    ids = sorted({i for i, d in documents.items() if d is not None} | set(items))
-    return [report(i, documents.get(i), route_state_of(items.get(i, []))) for i in ids]
+    tables = {"routes": (context.routes_table, "--table"),
+              "state": (context.state_table, "--state-table")}
+    source = StatusSource(dynamodb=context.client("dynamodb"),
+                          cloudwatch=context.client("cloudwatch"),
+                          routes_table=tables["routes"][0], state_table=tables["state"][0])
+
+    def guard(which: str):
+        table, option = tables[which]
+        return aws_errors(context, table=table, option=option)
+
+    return read_view(source, route_id=route_id, guard=guard)
 
 
 def report(route_id: str, document: dict | None, state: RouteState) -> dict:
     """What ``turnout status`` shows for one route (also its JSON form)."""
-    status = state.status
-    upstreams = []
-    declared = document.get("upstreams") if isinstance(document, dict) else None
-    names = [(u.get("name"), u.get("priority")) for u in declared or [] if isinstance(u, dict)]
-    names += [(n, None) for n in sorted(state.health) if n not in {m for m, _ in names}]
-    for name, priority in sorted(names, key=lambda p: (p[1] is None, p[1] or 0, str(p[0]))):
-        health = state.health.get(str(name), UNKNOWN)
-        upstreams.append({"name": name, "priority": priority, **health.to_json()})
-    record = state.record_item
-    last = state.last_switch
-    return {
-        "route_id": route_id,
-        "phase": status.phase.value if status else Phase.PENDING.value,
-        "reason": status.reason if status else None,
-        "message": status.message if status else NOT_OBSERVED,
-        "active_upstream": status.active_upstream if status else None,
-        "active_url": status.active_url if status else None,
-        "upstreams": upstreams,
-        "last_failover": last.to_json() if last else None,
-        "switch_in_progress": record.get("lock_owner"),
-        "all_unhealthy_since": record.get("all_unhealthy_since"),
-        "manual_choice": record.get("manual_choice"),
-    }
+    from control_plane.status_view import route_view
+
+    return route_view(route_id, document, state)
 
 
-def report_detail(r: dict) -> str:
-    lines = [
-        f"route:            {r['route_id']}",
-        f"phase:            {r['phase']}" + (f" ({r['reason']})" if r["reason"] else ""),
-        f"message:          {render.cell(r['message'])}",
-        f"active upstream:  {render.cell(r['active_upstream'])}"
-        + (f"  ({r['active_url']})" if r["active_url"] else ""),
-    ]
-    if r["manual_choice"] and r["manual_choice"] == r["active_upstream"]:
-        lines.append("                  chosen by hand: no automatic failback while healthy")
-    if r["all_unhealthy_since"]:
-        lines.append(f"all unhealthy:    since {r['all_unhealthy_since']} (traffic stays put)")
-    if r["switch_in_progress"]:
-        lines.append(f"switching now:    {r['switch_in_progress']}")
-    lines.append("upstreams:")
-    rows = [(u["name"], u["priority"], _health_word(u["healthy"]), u["last_change_time"],
-             u["last_probe_time"], _streak(u)) for u in r["upstreams"]]
-    table = render.table(("NAME", "PRIORITY", "HEALTH", "SINCE", "LAST PROBE", "STREAK"), rows)
-    lines += ["  " + line for line in table.splitlines()]
-    last = r["last_failover"]
-    if last is None:
-        lines.append("last failover:    none")
-    else:
-        lines += [
-            "last failover:",
-            f"  when:       {last['time']}",
-            f"  kind:       {last['kind']}",
-            f"  from -> to: {last['from_upstream']} -> {last['to_upstream']}",
-            f"  why:        {render.cell(last['why'])}",
-            f"  who:        {render.cell(last['who'])}",
-            f"  execution:  {last['execution_arn']}",
-        ]
-    return "\n".join(lines)
-
-
-def _overview_row(r: dict) -> list:
-    health = " ".join(f"{u['name']}:{_health_word(u['healthy'])}" for u in r["upstreams"])
-    last = r["last_failover"]
-    switch = (f"{last['time']} {last['from_upstream']}->{last['to_upstream']} ({last['kind']})"
-              if last else None)
-    return [r["route_id"], r["phase"], r["active_upstream"], health, switch]
-
-
-def _health_word(healthy: bool | None) -> str:
-    return "unknown" if healthy is None else ("healthy" if healthy else "unhealthy")
-
-
-def _streak(u: dict) -> str:
-    if u["healthy"] is None:
-        return "-"
-    if u["consecutive_failures"]:
-        return f"{u['consecutive_failures']} failed"
-    return f"{u['consecutive_successes']} ok"
-
-
-def _pages(client, operation: str, **kwargs) -> list[dict]:
-    items: list[dict] = []
-    for page in client.get_paginator(operation).paginate(**kwargs):
-        items.extend(page.get("Items", []))
-    return items
-
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError("the interval must be between 0.1 and 3600 seconds")
+    return value

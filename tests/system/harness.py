@@ -62,14 +62,15 @@ class EchoUpstream:
 
 
 class Turnout:
-    def __init__(self, *extra_args: str) -> None:
+    def __init__(self, *extra_args: str, allow_loopback_upstreams: bool = True) -> None:
         self.aws_port = free_port()
         self.gateway_port = free_port()
         self.env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{self.aws_port}",
                         AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="local",
                         AWS_SECRET_ACCESS_KEY="local", PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [str(BIN / "turnout"), "up", "--allow-loopback-upstreams",
+            [str(BIN / "turnout"), "up",
+             *(["--allow-loopback-upstreams"] if allow_loopback_upstreams else []),
              "--aws-port", str(self.aws_port), "--gateway-port", str(self.gateway_port),
              *extra_args],
             cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
