@@ -48,6 +48,15 @@ are always on.
    10.0.1.5:8080 and then 10.0.1.5:8081 keeps only the second, and deregistering either removes
    whichever is there (AWS keeps both: a target is an ``(Id, Port)`` pair). With the patch, the
    targets of ``ip`` target groups are keyed by ``(Id, Port)``; other target types are moto's.
+
+7. **GetMetricData over many metrics** (``CloudWatchBackend.get_metric_data``). moto compares
+   every query with every datapoint of the time range, and lists all datapoints ever stored on
+   every call: the local alarm evaluator's one request for N alarms costs N x (all recent
+   datapoints), so with a thousand upstreams the moto server spends its time there. With the
+   patch, a request of several metric queries (no expressions) runs moto's own code once per
+   query, each over the datapoints of that query's metric only (an index kept alongside
+   moto's list, which moto only appends to). The index selects a superset of what moto's
+   filter keeps, so the answers are moto's.
 """
 
 from __future__ import annotations
@@ -131,6 +140,7 @@ def apply_patches() -> None:
         _patch_eventbridge_targets()
         _patch_state_machine_stack_resources()
         _patch_elb_ip_target_ports()
+        _patch_metric_data_queries()
         _applied = True
 
 
@@ -328,3 +338,61 @@ def _patch_elb_ip_target_ports() -> None:
     FakeTargetGroup.register = register
     FakeTargetGroup.deregister = deregister
     FakeTargetGroup.health_for = health_for
+
+
+def _patch_metric_data_queries() -> None:
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    original_get = CloudWatchBackend.get_metric_data
+    original_all = CloudWatchBackend.get_all_metrics
+    scope = threading.local()
+    lock = threading.Lock()
+
+    def get_all_metrics(self: Any) -> list[Any]:
+        subset = getattr(scope, "subset", None)
+        return original_all(self) if subset is None else subset
+
+    def get_metric_data(self: Any, queries: list[dict[str, Any]], start_time: Any,
+                        end_time: Any, scan_by: str = "TimestampAscending") -> list[dict[str, Any]]:
+        if len(queries) < 2 or not all("MetricStat" in q for q in queries):
+            return original_get(self, queries, start_time, end_time, scan_by)
+        provided = _MetricIndex()  # metrics of AWS services, computed afresh on every call
+        provided.add(self.aws_metric_data)
+        with lock:
+            stored = self.__dict__.setdefault("_turnout_metric_index", _MetricIndex())
+            stored.add(self.metric_data[stored.count:])
+            subsets = [stored.candidates(q["MetricStat"]["Metric"])
+                       + provided.candidates(q["MetricStat"]["Metric"]) for q in queries]
+        results: list[dict[str, Any]] = []
+        for query, subset in zip(queries, subsets, strict=True):
+            scope.subset = subset
+            try:
+                results.extend(original_get(self, [query], start_time, end_time, scan_by))
+            finally:
+                scope.subset = None
+        return results
+
+    CloudWatchBackend.get_all_metrics = get_all_metrics
+    CloudWatchBackend.get_metric_data = get_metric_data
+
+
+class _MetricIndex:
+    """Datapoints by metric: by (name, dimensions) and by (namespace, name), as moto filters."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.by_dimensions: dict[tuple, list[Any]] = {}
+        self.by_name: dict[tuple, list[Any]] = {}
+
+    def add(self, data: list[Any]) -> None:
+        for datum in data:
+            dims = tuple(sorted((d.name, d.value) for d in datum.dimensions or ()))
+            self.by_dimensions.setdefault((datum.name, dims), []).append(datum)
+            self.by_name.setdefault((datum.namespace, datum.name), []).append(datum)
+        self.count += len(data)
+
+    def candidates(self, metric: Mapping[str, Any]) -> list[Any]:
+        dims = tuple(sorted((d["Name"], d["Value"]) for d in metric.get("Dimensions") or ()))
+        if dims:  # moto then matches name and dimensions (whatever the namespace)
+            return list(self.by_dimensions.get((metric["MetricName"], dims), ()))
+        return list(self.by_name.get((metric["Namespace"], metric["MetricName"]), ()))
