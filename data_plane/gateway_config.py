@@ -16,6 +16,9 @@ Requests never read AWS. (Each reload costs two control-plane calls, which is
 cheap against the local emulator; on AWS, whose API Gateway control plane allows
 about 10 requests/s per account, use a long interval.)
 
+The snapshot also carries the REST API's ``binaryMediaTypes`` (``GetRestApi``), which the
+``AWS_PROXY`` integration applies (:mod:`data_plane.binary_media`).
+
 The snapshot reads the API's current resources, not the deployment's frozen
 copy, because the emulator does not return deployment snapshots; the reconciler
 deploys after every change, so the two agree in practice.
@@ -99,6 +102,8 @@ class GatewayConfig:
     problems: tuple[str, ...] = ()
     access: AccessConfig = field(default_factory=AccessConfig)
     alb: AlbConfig = field(default_factory=AlbConfig)
+    binary_media_types: tuple[str, ...] = ()
+    resources: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def undeployed(cls, rest_api_id: str, stage_name: str) -> GatewayConfig:
@@ -136,17 +141,28 @@ def apigateway_client(endpoint_url: str | None, *, region: str) -> Any:
     )
 
 
-def load_gateway_config(client: Any, *, rest_api_id: str, stage_name: str) -> GatewayConfig:
+def load_gateway_config(client: Any, *, rest_api_id: str, stage_name: str,
+                        previous: GatewayConfig | None = None) -> GatewayConfig:
     """Read one snapshot of ``rest_api_id``'s stage ``stage_name``.
+
+    Resources, methods and integrations take effect with a deployment, as on API Gateway: when
+    the stage still points at ``previous``'s deployment they are taken from ``previous``
+    instead of being read again. Stage variables, keys, usage plans, the resource policy and
+    the load balancer are read every time.
 
     Raises :class:`GatewayConfigError` when the endpoint fails or refuses.
     """
     try:
         stage = client.get_stage(restApiId=rest_api_id, stageName=stage_name)
-        resources = list(_resources(client, rest_api_id))
+        deployment = stage.get("deploymentId")
+        if previous is not None and deployment and previous.deployment_id == deployment:
+            resources = list(previous.resources)
+        else:
+            resources = list(_resources(client, rest_api_id))
         alb = load_alb_config(client, resources=resources)
         access = load_access_config(client, rest_api_id=rest_api_id, stage_name=stage_name,
                                     stage=stage, resources=resources)
+        binary_media_types = tuple(client.get_rest_api(restApiId=rest_api_id).get("binaryMediaTypes") or ())
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
             return GatewayConfig.undeployed(rest_api_id, stage_name)
@@ -161,10 +177,13 @@ def load_gateway_config(client: Any, *, rest_api_id: str, stage_name: str) -> Ga
         deployment_id=stage.get("deploymentId") or "",
         stage_variables=MappingProxyType(variables),
         routes=routes,
-        fingerprint=_fingerprint(stage.get("deploymentId"), variables, resources),
+        fingerprint=_fingerprint(stage.get("deploymentId"), variables,
+                                 [resources, list(binary_media_types)]),
         problems=tuple(problems) + access.problems + alb.problems,
         access=access,
         alb=alb,
+        binary_media_types=binary_media_types,
+        resources=tuple(resources),
     )
 
 
@@ -299,7 +318,8 @@ class ConfigSource:
         with self._refresh_lock:
             try:
                 fresh = load_gateway_config(
-                    self._client, rest_api_id=self._rest_api_id, stage_name=self._stage_name
+                    self._client, rest_api_id=self._rest_api_id, stage_name=self._stage_name,
+                    previous=self._current,
                 )
             except GatewayConfigError as exc:
                 self._report_failure(exc)

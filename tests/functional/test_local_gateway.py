@@ -629,6 +629,21 @@ def test_stage_variable_change_moves_traffic_after_refresh_now(
     assert received(call(live, "GET", "/svc/x"))["upstream"] == "green"
 
 
+def test_a_method_changed_without_a_deployment_is_served_only_once_deployed(
+    apigw: Any, live: Gateway, blue: ServerThread, green: ServerThread
+) -> None:
+    api_id = live.source.current.rest_api_id
+    echo = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"]
+                if r["path"] == "/echo")
+    http_proxy(apigw, api_id, echo, "GET", f"http://{at(green)}/echo", PROXY_TIMEOUT_MS)
+    assert live.source.refresh_now() is True
+    assert received(call(live, "GET", "/echo"))["upstream"] == "blue"  # as API Gateway: not live
+
+    apigw.create_deployment(restApiId=api_id, stageName=STAGE, variables={"svc": at(blue)})
+    assert live.source.refresh_now() is True
+    assert received(call(live, "GET", "/echo"))["upstream"] == "green"
+
+
 def test_stage_variable_change_moves_traffic_within_two_seconds_on_its_own(
     apigw: Any, blue: ServerThread, green: ServerThread, start_gateway: Callable[..., Gateway]
 ) -> None:
