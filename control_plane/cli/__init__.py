@@ -6,7 +6,8 @@ sub-parsers) and sets ``handler=<function(args) -> exit code>`` on every leaf co
 Registering a group is adding its module name to :data:`COMMAND_GROUPS`.
 
 Exit codes: 0 success, 1 the command failed (invalid routes, AWS errors, not found),
-2 usage errors, 130 interrupted.
+2 usage errors, 130 interrupted. A failure the command expects prints what happened and what
+to do next (:class:`~control_plane.cli.errors.CommandError`), never a traceback.
 """
 
 from __future__ import annotations
@@ -31,8 +32,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return exc.code if isinstance(exc.code, int) else 2
     except CommandError as exc:
-        print(f"turnout: error: {exc}", file=sys.stderr)
+        print("\n".join(exc.lines()), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("turnout: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `turnout routes list | head -1`: the reader left
+        _quiet_stdout()
+        return 0
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (e.g. captured in tests)
+        pass

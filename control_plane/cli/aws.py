@@ -5,7 +5,7 @@ Table names come from the CloudFormation stack's outputs unless given on the com
 the stack is described at most once per command, and only when a name is missing.
 
 botocore exceptions become :class:`~control_plane.cli.errors.CommandError` in
-:func:`aws_errors`, with a message that says what to do next.
+:func:`aws_errors`, worded by :mod:`control_plane.cli.aws_advice` with what to do next.
 """
 
 from __future__ import annotations
@@ -19,15 +19,11 @@ from dataclasses import dataclass, field
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    PartialCredentialsError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
+from control_plane.cli import aws_advice
 from control_plane.cli.errors import CommandError
+from control_plane.errors import GatewayError
 
 DEFAULT_REGION = "us-east-1"
 ROUTES_TABLE_OUTPUT = "RoutesTableName"
@@ -81,17 +77,41 @@ class AwsContext:
         """A boto3 client for ``service`` (one per context)."""
         if service not in self._clients:
             with aws_errors(self):
-                self._clients[service] = _session().client(
-                    service, region_name=self.region, endpoint_url=self.endpoint_url,
-                    config=_CONFIG,
-                )
+                try:
+                    self._clients[service] = _session().client(
+                        service, region_name=self.region, endpoint_url=self.endpoint_url,
+                        config=_CONFIG,
+                    )
+                except ValueError as exc:  # botocore: "Invalid endpoint: ..." / bad region
+                    if "endpoint" in str(exc).lower():
+                        raise aws_advice.invalid_endpoint(str(self.endpoint)) from None
+                    raise CommandError(
+                        f"invalid AWS region {self.region!r}",
+                        next_step="pass --region with a region name such as us-east-1",
+                    ) from None
         return self._clients[service]
+
+    @property
+    def endpoint(self) -> str | None:
+        """The endpoint the calls go to (``--endpoint-url``, else ``$AWS_ENDPOINT_URL``), or
+        None when they go to AWS itself."""
+        return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
 
     @property
     def where(self) -> str:
         """Where the calls go, for messages: ``us-east-1 at http://127.0.0.1:4566``."""
-        endpoint = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
-        return f"{self.region} at {endpoint}" if endpoint else self.region
+        return self.target().where
+
+    def target(self, table: str | None = None, option: str = "--table") -> aws_advice.Target:
+        """Where the calls go, for :func:`aws_advice.explain`."""
+        overrides = {"--table": self.routes_table_override,
+                     "--state-table": self.state_table_override}
+        return aws_advice.Target(
+            region=self.region, endpoint=self.endpoint, stack=self.stack, table=table,
+            table_option=option,
+            table_from_stack=table is not None and option in overrides
+            and not overrides[option],
+        )
 
     @property
     def routes_table(self) -> str:
@@ -104,11 +124,7 @@ class AwsContext:
     def _output(self, key: str, option: str) -> str:
         outputs = self._stack_outputs(option)
         if key not in outputs:
-            raise CommandError(
-                f"stack {self.stack!r} ({self.where}) has no output {key}; is it fully "
-                f"deployed? Check `aws cloudformation describe-stacks --stack-name {self.stack}`,"
-                f" or pass {option}"
-            )
+            raise aws_advice.missing_output(self.target(), key, option)
         return outputs[key]
 
     def _stack_outputs(self, option: str) -> dict[str, str]:
@@ -119,19 +135,11 @@ class AwsContext:
                     stacks = cloudformation.describe_stacks(StackName=self.stack)["Stacks"]
                 except ClientError as exc:
                     if _is_missing_stack(exc):
-                        raise CommandError(self._missing_stack_message(option)) from None
+                        raise aws_advice.missing_stack(self.target(), option) from None
                     raise
             outputs = stacks[0].get("Outputs", []) if stacks else []
             self._outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in outputs}
         return self._outputs
-
-    def _missing_stack_message(self, option: str) -> str:
-        return (
-            f"stack {self.stack!r} not found in {self.where}. Start the local cloud with "
-            f"`turnout up` (then pass --endpoint-url http://127.0.0.1:4566), deploy "
-            f"cloudformation/turnout.yaml as stack {self.stack!r}, name another stack with "
-            f"--stack, or name the table with {option}"
-        )
 
 
 def _is_missing_stack(exc: ClientError) -> bool:
@@ -143,33 +151,12 @@ def _is_missing_stack(exc: ClientError) -> bool:
 def aws_errors(
     context: AwsContext, *, table: str | None = None, option: str = "--table"
 ) -> Iterator[None]:
-    """Turn botocore's exceptions into one-line :class:`CommandError` messages.
+    """Turn AWS failures into :class:`CommandError` messages that say what to do next.
 
     ``table`` (named by ``option`` on the command line) is the table the calls use, so a
     missing table is reported by name.
     """
     try:
         yield
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "Error")
-        message = error.get("Message", "") or str(exc)
-        operation = getattr(exc, "operation_name", "") or "call"
-        if code == "ResourceNotFoundException" and table:
-            raise CommandError(
-                f"table {table!r} not found in {context.where}; check {option} "
-                f"(or the outputs of stack {context.stack!r})"
-            ) from exc
-        raise CommandError(f"AWS {operation} failed ({context.where}): {code}: {message}") from exc
-    except EndpointConnectionError as exc:
-        raise CommandError(
-            f"cannot reach AWS at {exc.kwargs.get('endpoint_url', context.where)}; "
-            f"is `turnout up` running, or is --endpoint-url / $AWS_ENDPOINT_URL right?"
-        ) from exc
-    except (NoCredentialsError, PartialCredentialsError) as exc:
-        raise CommandError(
-            f"no usable AWS credentials ({exc}); set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
-            f"AWS_SECRET_ACCESS_KEY (any values work against `turnout up`)"
-        ) from exc
-    except BotoCoreError as exc:
-        raise CommandError(f"AWS call failed ({context.where}): {exc}") from exc
+    except (ClientError, BotoCoreError, GatewayError) as exc:
+        raise aws_advice.explain(exc, context.target(table, option)) from exc

@@ -96,12 +96,17 @@ def _parameters(pairs: list[str], declared: Mapping[str, Any]) -> dict[str, str]
 
 
 def _load(path: Path) -> dict[str, Any]:
+    import yaml
+
     from local_cloud.template import load_template
 
     try:
         return load_template(path)
-    except (OSError, ValueError) as exc:
-        raise CommandError(f"cannot read the template {path}: {exc} (pass --template PATH)") from exc
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise CommandError(f"cannot read the template {path}: {detail}",
+                           next_step="fix it (`cfn-lint` checks it), or pass --template PATH "
+                                     "(default: the project's cloudformation/turnout.yaml)") from exc
 
 
 def _check_bucket(context: AwsContext, bucket: str) -> None:
@@ -138,7 +143,9 @@ def _build(template: dict[str, Any], template_dir: Path) -> None:
                  f"(python{target.python_version}, {target.architecture})")
             lambda_bundle.build(target, root, say=_say)
     except (lambda_bundle.BundleError, FileNotFoundError, OSError) as exc:
-        raise CommandError(f"building the Lambda code: {exc}") from exc
+        raise CommandError(f"building the Lambda code: {exc}",
+                           next_step="fix what it names and deploy again, or pass --no-build "
+                                     "to package the code folders as they are") from exc
 
 
 def _package(context: AwsContext, template: dict[str, Any], template_dir: Path,
@@ -149,7 +156,10 @@ def _package(context: AwsContext, template: dict[str, Any], template_dir: Path,
             packaged = package_template(template, template_dir=template_dir, store=store,
                                         on_packaged=lambda p: artifacts.setdefault(p.key, []).append(p))
     except PackagingError as exc:
-        raise CommandError(f"packaging: {exc}") from exc
+        raise CommandError(f"packaging: {exc}",
+                           next_step="make the template's code paths point at files or folders "
+                                     "that exist (relative to the template), then deploy again"
+                           ) from exc
     for key, items in artifacts.items():
         first = items[0]
         state = "uploaded" if any(p.uploaded for p in items) else "unchanged, not uploaded"

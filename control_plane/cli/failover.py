@@ -83,11 +83,13 @@ def _check_route(context: AwsContext, route_id: str, target: str) -> None:
 
     document = RoutesTable(context).get(route_id)
     if document is None:
-        raise CommandError(f"route {route_id!r} not found in table {context.routes_table}")
+        raise CommandError(f"route {route_id!r} not found in table {context.routes_table}",
+                           next_step="see the routes there are with `turnout routes list`")
     names = [u.get("name") for u in document.get("upstreams") or [] if isinstance(u, dict)]
     if target not in names:
         raise CommandError(f"route {route_id!r} has no upstream {target!r} "
-                           f"(it has: {', '.join(map(str, names))})")
+                           f"(it has: {', '.join(map(str, names))})",
+                           next_step="pass one of those upstreams to --to")
 
 
 def _caller(context: AwsContext) -> str:
@@ -109,8 +111,9 @@ def _wait(context: AwsContext, arn: str, timeout: float) -> dict:
         if execution["status"] != "RUNNING":
             return execution
         if time.monotonic() > deadline:
-            raise CommandError(f"the workflow is still running after {timeout:.0f} s: {arn} "
-                               "(see `aws stepfunctions describe-execution`)")
+            raise CommandError(f"the workflow is still running after {timeout:.0f} s: {arn}",
+                               next_step="follow it with `aws stepfunctions describe-execution "
+                                         f"--execution-arn {arn}`, or wait longer with --timeout")
         time.sleep(POLL_SECONDS)
 
 
@@ -126,13 +129,18 @@ def _report(execution: dict, args: argparse.Namespace) -> int:
     elif status != "SUCCEEDED":
         print(f"failover of {args.route_id} {status.lower()}: {execution.get('error')}: "
               f"{execution.get('cause')}")
+        print("next: see each step with `aws stepfunctions get-execution-history "
+              f"--execution-arn {execution['executionArn']}`; nothing was switched")
     elif outcome == "switch":
         print(f"switched {args.route_id}: {output.get('from_upstream')} -> "
               f"{output.get('to_upstream')}")
     else:
         print(f"not switched: {output.get('reason')}: {output.get('message')}")
         if output.get("reason") == "TargetUnhealthy":
-            print("pass --force to switch anyway")
+            print("next: pass --force to switch anyway")
+        elif not ok:
+            print(f"next: `turnout status {args.route_id}` shows its upstreams' health and any "
+                  "switch in progress")
     if args.output != "json":
         print(f"execution: {execution['executionArn']}")
     return 0 if ok else 1

@@ -115,8 +115,10 @@ def run_create(args: argparse.Namespace) -> int:
     if plan is None:
         raise CommandError(
             f"route {args.route!r} has no usage plan on REST API {keys.rest_api_id}, so it "
-            f"takes no API keys. Set security.api_key_required: true on the route, apply it, "
-            f"and wait until `turnout routes status {args.route}` shows READY"
+            "takes no API keys",
+            next_step="set security.api_key_required: true on the route, apply it with "
+                      f"`turnout routes apply FILE --wait`, and check that `turnout routes status "
+                      f"{args.route}` shows READY",
         )
     value = "".join(secrets.choice(_ALPHABET) for _ in range(KEY_LENGTH))
     name = args.name or f"{args.route}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
@@ -173,11 +175,16 @@ def run_revoke(args: argparse.Namespace) -> int:
         try:
             key = keys.client.get_api_key(apiKey=args.key_id, includeValue=False)
         except keys.client.exceptions.NotFoundException:
-            raise CommandError(f"no API key {args.key_id!r}; see `turnout keys list`") from None
+            raise CommandError(f"no API key {args.key_id!r}",
+                               next_step="see the keys there are with `turnout keys list`"
+                               ) from None
     tags = key.get("tags") or {}
     if tags.get(REST_API_TAG) != keys.rest_api_id or not tags.get(ROUTE_TAG):
         raise CommandError(f"API key {args.key_id!r} was not issued by `turnout keys create` "
-                           f"for REST API {keys.rest_api_id}; it was left as it is")
+                           f"for REST API {keys.rest_api_id}; it was left as it is",
+                           next_step="revoke only keys `turnout keys list` shows; delete "
+                                     "others with `aws apigateway delete-api-key --api-key "
+                                     f"{args.key_id}` if you mean to")
     with keys.errors():
         keys.client.update_api_key(apiKey=args.key_id, patchOperations=[
             {"op": "replace", "path": "/enabled", "value": "false"}])

@@ -1,6 +1,8 @@
 """Reading route files: YAML or JSON, one route (a mapping) or a list of routes.
 
-A YAML file may hold several documents (``---``), each a route or a list of routes. Anything
+A YAML file may hold several documents (``---``), each a route or a list of routes. A directory
+stands for its ``.yaml``, ``.yml`` and ``.json`` files (not its subdirectories), in name order.
+Anything
 that is not a list is taken as one route, so the validator reports what is wrong with it. YAML is
 read with YAML 1.2 scalars, so ``on:``, ``yes`` and ``2024-01-01`` stay strings as they
 would in JSON, and a key given twice is an error rather than silently dropped.
@@ -22,6 +24,7 @@ import yaml
 from control_plane.errors import Problem
 
 STDIN = "-"
+ROUTE_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
@@ -72,11 +75,32 @@ RouteLoader.add_implicit_resolver(
 )
 
 
+def read_route_files(paths: list[str]) -> list[RouteFile]:
+    """Read every file of ``paths``, a directory standing for its route files."""
+    files: list[RouteFile] = []
+    for path in paths:
+        folder = Path(path)
+        if path != STDIN and folder.is_dir():
+            inside = sorted(str(p) for p in folder.iterdir()
+                            if p.suffix.lower() in ROUTE_FILE_SUFFIXES and p.is_file())
+            if not inside:
+                files.append(_failed(path, "NoRoutes", "the directory holds no .yaml, .yml or "
+                                                       ".json files; name the files instead"))
+            files += [read_route_file(p) for p in inside]
+        else:
+            files.append(read_route_file(path))
+    return files
+
+
 def read_route_file(path: str) -> RouteFile:
     """Read ``path`` (``-`` for standard input) into its route documents."""
     name = "<stdin>" if path == STDIN else path
     try:
         raw = sys.stdin.buffer.read() if path == STDIN else Path(path).read_bytes()
+    except FileNotFoundError:
+        return _failed(name, "FileUnreadable", "no such file; check the path")
+    except PermissionError:
+        return _failed(name, "FileUnreadable", "permission denied; check the file's permissions")
     except OSError as exc:
         return _failed(name, "FileUnreadable", exc.strerror or str(exc))
     try:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from control_plane.cli import render
+from control_plane.cli.applying import wait_for_routes, write_routes
 from control_plane.cli.errors import CommandError
 from control_plane.cli.parser import add_aws_options, add_command_group, add_output_option
 from control_plane.cli.verdicts import Verdict, check_files
@@ -18,7 +20,11 @@ from control_plane.model.egress import system_resolver
 from control_plane.model.route import Route
 
 if TYPE_CHECKING:
-    from control_plane.cli.tables import RoutesTable
+    from control_plane.cli.aws import AwsContext
+    from control_plane.cli.tables import RoutesTable, StateTable
+
+DEFAULT_WAIT_SECONDS = 300.0
+NOT_FOUND_HINT = "see the routes there are with `turnout routes list`"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -40,10 +46,23 @@ def register(commands: argparse._SubParsersAction) -> None:
         "apply", help="Validate route files, then write every route to the routes table.",
         description="Validate every route first; write nothing unless all are valid. Each "
                     "route is written whole (defaults filled) with PutItem, as `aws dynamodb "
-                    "put-item` would; the control plane reconciles it from the table's stream.",
+                    "put-item` would, unless the table already holds exactly that route; the "
+                    "control plane reconciles it from the table's stream. A directory stands "
+                    "for its .yaml/.yml/.json files. On a terminal, progress shows on standard "
+                    "error. --wait then follows each route until the control plane reports it "
+                    "READY, REJECTED or FAILED (exit 1 unless every route is READY).",
     )
     _add_file_options(apply)
-    add_aws_options(apply)
+    apply.add_argument(
+        "--wait", action="store_true",
+        help="wait until the control plane has reconciled every applied route, printing "
+             "each as it settles; exit 1 if any ends REJECTED or FAILED",
+    )
+    apply.add_argument(
+        "--timeout", type=float, default=DEFAULT_WAIT_SECONDS, metavar="SECONDS",
+        help="how long --wait waits (default: %(default)s)",
+    )
+    add_aws_options(apply, state_table=True)
     apply.set_defaults(handler=run_apply)
 
     listing = routes.add_parser("list", help="List the routes in the routes table.")
@@ -79,7 +98,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _add_file_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "files", metavar="FILE", nargs="+", help="YAML or JSON route file (`-`: stdin)"
+        "files", metavar="FILE", nargs="+",
+        help="YAML or JSON route file, or a directory of them (`-`: stdin)",
     )
     parser.add_argument(
         "--allow-loopback-upstreams", action="store_true",
@@ -97,9 +117,11 @@ def run_validate(args: argparse.Namespace) -> int:
     valid = all(v.ok for v in verdicts)
     if args.output == "json":
         print(render.to_json({"valid": valid, "routes": [render.verdict_json(v) for v in verdicts]}))
-    else:
-        _print_verdicts(verdicts)
-        _print_summary(verdicts)
+        return 0 if valid else 1
+    _print_verdicts(verdicts)
+    if not valid:
+        print(f"turnout: {_problems_summary(verdicts)}", file=sys.stderr)
+        print(f"  next: {_fix_hint(args, verdicts, 'validate')}", file=sys.stderr)
     return 0 if valid else 1
 
 
@@ -107,14 +129,22 @@ def run_apply(args: argparse.Namespace) -> int:
     verdicts = _check(args)
     if not all(v.ok for v in verdicts):
         _print_verdicts([v for v in verdicts if not v.ok])
-        _print_summary(verdicts)
-        raise CommandError("nothing applied: fix the problems above first")
+        raise CommandError(f"nothing applied: {_problems_summary(verdicts)}",
+                           next_step=_fix_hint(args, verdicts, "apply"))
     routes = [v.route for v in verdicts if v.route is not None]
-    table = _routes_table(args)
-    for route in routes:
-        table.put(route.to_document())
-        print(f"applied {route.route_id}", flush=True)
-    return 0
+    context = _context(args)
+    table = _routes_table(args, context)
+    state = _state_table(context) if args.wait else None
+    started = time.monotonic()
+    written = write_routes(table, routes)
+    unchanged = len(routes) - written
+    print(f"turnout: {written} applied, {unchanged} unchanged in table {table.name} "
+          f"({time.monotonic() - started:.1f} s)", file=sys.stderr)
+    if state is None:
+        print("  next: `turnout routes status` shows when the control plane has them ready "
+              "(or apply with --wait)", file=sys.stderr)
+        return 0
+    return wait_for_routes(state, routes, args.timeout)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -137,7 +167,8 @@ def run_get(args: argparse.Namespace) -> int:
     table = _routes_table(args)
     document = table.get(args.route_id)
     if document is None:
-        raise CommandError(f"route {args.route_id!r} not found in table {table.name}")
+        raise CommandError(f"route {args.route_id!r} not found in table {table.name}",
+                           next_step=NOT_FOUND_HINT)
     document = _in_route_order(document)
     if args.output == "json":
         print(render.to_json(document))
@@ -149,7 +180,8 @@ def run_get(args: argparse.Namespace) -> int:
 def run_delete(args: argparse.Namespace) -> int:
     table = _routes_table(args)
     if not table.delete(args.route_id):
-        raise CommandError(f"route {args.route_id!r} not found in table {table.name}")
+        raise CommandError(f"route {args.route_id!r} not found in table {table.name}",
+                           next_step=NOT_FOUND_HINT)
     print(f"deleted {args.route_id} (the control plane removes its API resources)")
     return 0
 
@@ -159,7 +191,8 @@ def run_status(args: argparse.Namespace) -> int:
 
     statuses = collect_statuses(args)
     if args.route_id and not statuses:
-        raise CommandError(f"route {args.route_id!r} not found (no route item, no status)")
+        raise CommandError(f"route {args.route_id!r} not found (no route item, no status)",
+                           next_step=NOT_FOUND_HINT)
     if args.output == "json":
         print(render.to_json(statuses[0] if args.route_id else statuses))
     elif args.route_id:
@@ -177,11 +210,22 @@ def _check(args: argparse.Namespace) -> list[Verdict]:
     )
 
 
-def _routes_table(args: argparse.Namespace) -> RoutesTable:
+def _context(args: argparse.Namespace) -> AwsContext:
     from control_plane.cli.aws import AwsContext
+
+    return AwsContext.from_args(args)
+
+
+def _routes_table(args: argparse.Namespace, context: AwsContext | None = None) -> RoutesTable:
     from control_plane.cli.tables import RoutesTable
 
-    return RoutesTable(AwsContext.from_args(args))
+    return RoutesTable(context or _context(args))
+
+
+def _state_table(context: AwsContext) -> StateTable:
+    from control_plane.cli.tables import StateTable
+
+    return StateTable(context)
 
 
 def _print_verdicts(verdicts: list[Verdict]) -> None:
@@ -190,15 +234,30 @@ def _print_verdicts(verdicts: list[Verdict]) -> None:
             print(line)
 
 
-def _print_summary(verdicts: list[Verdict]) -> None:
+def _problems_summary(verdicts: list[Verdict]) -> str:
+    """``1 of 3 routes invalid; 1 file could not be read``."""
     routes = [v for v in verdicts if v.index is not None]
     invalid = sum(1 for v in routes if not v.ok)
     unreadable = len(verdicts) - len(routes)
     parts = [f"{invalid} of {len(routes)} routes invalid"] if invalid else []
     if unreadable:
         parts.append(f"{unreadable} file{'s' * (unreadable > 1)} could not be read")
-    if parts:
-        print("; ".join(parts), file=sys.stderr)
+    return "; ".join(parts)
+
+
+def _fix_hint(args: argparse.Namespace, verdicts: list[Verdict], command: str) -> str:
+    """What to do about the problems: fix the named fields; for loopback upstreams in a local
+    demo, the flag that allows them."""
+    hint = ("fix what the lines above name, then validate again" if command == "validate"
+            else "fix what the lines above name (`turnout routes validate` checks offline), "
+                 "then apply again")
+    loopback = any(p.reason == "UpstreamAddressNotAllowed"
+                   and ("loopback" in p.message or "this machine" in p.message)
+                   for v in verdicts for p in v.problems)
+    if loopback and not args.allow_loopback_upstreams:
+        hint += ("; for a local demo on 127.0.0.1 add --allow-loopback-upstreams (and start "
+                 "`turnout up` with it)")
+    return hint
 
 
 def _in_route_order(document: dict) -> dict:

@@ -107,7 +107,8 @@ def run_status(args: argparse.Namespace) -> int:
     from control_plane.cli.status_watch import render_frame, watch
 
     if args.watch and args.output == "json":
-        raise UsageError("--watch redraws a table; use -o json without --watch")
+        raise UsageError("--watch redraws a table, so it cannot print JSON",
+                         next_step="use -o json without --watch, or --watch without -o json")
     context = AwsContext.from_args(args)
     if args.watch:
         return watch(lambda: read_status_view(context, args.route_id), route_id=args.route_id,
@@ -117,7 +118,8 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"turnout: warning: {problem}", file=sys.stderr)
     reports = view["routes"]
     if args.route_id and not reports:
-        raise CommandError(f"route {args.route_id!r} not found (no route item, no status)")
+        raise CommandError(f"route {args.route_id!r} not found (no route item, no status)",
+                           next_step="see the routes there are with `turnout routes list`")
     if args.output == "json":
         print(render.to_json(reports[0] if args.route_id else reports))
     else:

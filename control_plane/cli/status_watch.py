@@ -156,7 +156,9 @@ def _frame(read: Callable[[], dict], route_id: str | None, interval_seconds: flo
         body = render_frame(view, route_id=route_id)
         when = view["generated_at"]
     except CommandError as exc:
-        body = f"cannot read the state: {exc}\n(trying again every {interval_seconds:g} s)"
+        advice = f"\nnext: {exc.next_step}" if exc.next_step else ""
+        body = (f"cannot read the state: {exc.message}{advice}\n"
+                f"(trying again every {interval_seconds:g} s)")
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     text = f"turnout status   {when}   every {interval_seconds:g} s   Ctrl-C to stop\n\n{body}"
     if coloured:

@@ -8,6 +8,8 @@ they are, so a phase this CLI does not know yet still shows.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 
 from boto3.dynamodb.types import TypeDeserializer
@@ -17,6 +19,8 @@ from control_plane.model.item import from_item, to_item
 from control_plane.model.status import STATUS_KIND
 
 _deserializer = TypeDeserializer()
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem call
+UNPROCESSED_RETRIES = 8
 
 
 class RoutesTable:
@@ -42,6 +46,13 @@ class RoutesTable:
             )
         item = response.get("Item")
         return None if item is None else from_item(item)
+
+    def get_many(self, route_ids: Iterable[str]) -> dict[str, dict]:
+        """The route documents of ``route_ids`` that exist, by route_id (strongly consistent)."""
+        keys = [{"route_id": {"S": route_id}} for route_id in dict.fromkeys(route_ids)]
+        with self._errors():
+            items = _batch_get(self._client, self.name, keys)
+        return {item["route_id"]["S"]: from_item(item) for item in items}
 
     def delete(self, route_id: str) -> bool:
         """Delete the route's item; False when there was none."""
@@ -85,6 +96,14 @@ class StateTable:
         item = response.get("Item")
         return None if item is None else _status(item)
 
+    def statuses_of(self, route_ids: Iterable[str]) -> dict[str, dict]:
+        """The status items of ``route_ids`` that have one, by route_id (strongly consistent)."""
+        keys = [{"route_id": {"S": route_id}, "kind": {"S": STATUS_KIND}}
+                for route_id in dict.fromkeys(route_ids)]
+        with self._errors():
+            items = _batch_get(self._client, self.name, keys)
+        return {item["route_id"]["S"]: _status(item) for item in items}
+
     def statuses(self) -> list[dict]:
         """Every route's status item, ordered by route_id."""
         with self._errors():
@@ -102,6 +121,32 @@ def _scan(client, table: str, **kwargs: object) -> list[dict]:
     for page in client.get_paginator("scan").paginate(TableName=table, **kwargs):
         items.extend(page.get("Items", []))
     return items
+
+
+def _batch_get(client, table: str, keys: list[dict]) -> list[dict]:
+    """Every item of ``keys`` that exists, BATCH_GET_LIMIT keys per call; keys DynamoDB leaves
+    unprocessed (throttling) are asked for again, with a growing pause."""
+    items: list[dict] = []
+    for start in range(0, len(keys), BATCH_GET_LIMIT):
+        pending = keys[start:start + BATCH_GET_LIMIT]
+        for attempt in range(UNPROCESSED_RETRIES + 1):
+            response = client.batch_get_item(
+                RequestItems={table: {"Keys": pending, "ConsistentRead": True}})
+            items += response.get("Responses", {}).get(table, [])
+            pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+            if not pending:
+                break
+            if attempt == UNPROCESSED_RETRIES:
+                raise _throttled("BatchGetItem")
+            time.sleep(min(2.0, 0.05 * 2 ** attempt))
+    return items
+
+
+def _throttled(operation: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                  "Message": "keys stayed unprocessed after retries"}}, operation)
 
 
 def _status(item: dict) -> dict:

@@ -8,15 +8,24 @@ through the local gateway. Ctrl-C stops everything.
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
+import socket
 import sys
 import threading
 import time
 from pathlib import Path
 
-from control_plane.cli.errors import CommandError
+from control_plane.cli.errors import (
+    LOCAL_AWS_PORT,
+    LOCAL_CREDENTIALS,
+    LOCAL_GATEWAY_PORT,
+    CommandError,
+    UsageError,
+)
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "cloudformation" / "turnout.yaml"
+OUR_PACKAGES = ("control_plane", "data_plane", "local_cloud")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -26,8 +35,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "The AWS CLI and SDKs work against the AWS endpoint with --endpoint-url "
                     "or AWS_ENDPOINT_URL (region us-east-1, any credentials).",
     )
-    up.add_argument("--aws-port", type=int, default=4566, help="AWS endpoint port (default: %(default)s)")
-    up.add_argument("--gateway-port", type=int, default=8080,
+    up.add_argument("--aws-port", type=int, default=LOCAL_AWS_PORT,
+                    help="AWS endpoint port (default: %(default)s)")
+    up.add_argument("--gateway-port", type=int, default=LOCAL_GATEWAY_PORT,
                     help="gateway port clients call (default: %(default)s)")
     up.add_argument("--stack", default="turnout", help="stack name (default: %(default)s)")
     up.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE,
@@ -46,21 +56,12 @@ def _say(message: str) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    if not args.template.exists():
-        raise CommandError(f"template not found: {args.template} (pass --template PATH)")
-    try:
-        from data_plane.gateway_config import ConfigSource
-        from data_plane.local_gateway import LocalGateway
-        from local_cloud.runtime import LocalCloud
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise CommandError(
-            f"the local cloud needs the 'local' extra: pip install -e '.[local]' ({exc})"
-        ) from exc
+    ports = {args.aws_port, args.gateway_port}
+    _check_ports(args.aws_port, args.gateway_port)
+    _check_template(args.template)
+    LocalCloud, ConfigSource, LocalGateway, DeployError = _local_cloud()  # noqa: N806
 
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-
     source_holder: dict[str, ConfigSource] = {}
     quiet_functions: set[str] = set()
 
@@ -88,17 +89,23 @@ def run_up(args: argparse.Namespace) -> int:
     )
     gateway = None
     source = None
+    signal.signal(signal.SIGTERM, _interrupt)  # during start-up, as Ctrl-C does
     try:
         try:
             outputs = cloud.start()
-        except OSError as exc:
+        except DeployError as exc:
             raise CommandError(
-                f"cannot start the AWS endpoint on 127.0.0.1:{args.aws_port}: {exc} "
-                "(is another `turnout up` running? pick another port with --aws-port)"
+                f"the stack could not be deployed into the local cloud: {exc}",
+                next_step=f"check the template with `cfn-lint {args.template}`, or leave out "
+                          "--template to use the project's own",
             ) from exc
+        except OSError as exc:
+            raise _port_error(args.aws_port, "--aws-port", ports, exc) from exc
         data_plane_arn = outputs.get("DataPlaneFunctionArn", "")
         if data_plane_arn:
             quiet_functions.update({data_plane_arn, data_plane_arn.rsplit(":", 1)[-1]})
+        _say(f"starting the gateway on 127.0.0.1:{args.gateway_port} "
+             f"(REST API {outputs['RestApiId']}, stage {outputs['StageName']})")
         source = ConfigSource.for_endpoint(cloud.endpoint_url, region="us-east-1",
                                            rest_api_id=outputs["RestApiId"],
                                            stage_name=outputs["StageName"])
@@ -109,8 +116,11 @@ def run_up(args: argparse.Namespace) -> int:
         try:
             gateway.start()
         except OSError as exc:
-            raise CommandError(f"cannot serve the gateway on 127.0.0.1:{args.gateway_port}: {exc} "
-                               "(pick another port with --gateway-port)") from exc
+            raise _port_error(args.gateway_port, "--gateway-port", ports, exc) from exc
+        # Until here Ctrl-C interrupts start-up (KeyboardInterrupt); from now on it stops the
+        # running gateway and cloud in order.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
         _banner(cloud.endpoint_url, gateway.url, outputs, args, time.monotonic() - started)
         stop.wait()
         _say("stopping")
@@ -122,6 +132,94 @@ def run_up(args: argparse.Namespace) -> int:
         cloud.stop()
     _say("stopped")
     return 0
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _local_cloud():
+    """The local cloud's parts; they need the ``local`` extra (moto, aiohttp)."""
+    try:
+        from data_plane.gateway_config import ConfigSource
+        from data_plane.local_gateway import LocalGateway
+        from local_cloud.deployer import DeployError
+        from local_cloud.runtime import LocalCloud
+    except ImportError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if not missing or missing in OUR_PACKAGES:
+            raise
+        raise CommandError(
+            f"`turnout up` needs the 'local' extra, which is not installed (no module "
+            f"{missing!r})",
+            next_step="pip install 'turnout[local]' (in a checkout: pip install -e '.[local]')",
+        ) from exc
+    return LocalCloud, ConfigSource, LocalGateway, DeployError
+
+
+def _check_ports(aws_port: int, gateway_port: int) -> None:
+    """Both ports valid, different and free on 127.0.0.1, before anything starts."""
+    for port, option in ((aws_port, "--aws-port"), (gateway_port, "--gateway-port")):
+        if not 1 <= port <= 65535:
+            raise UsageError(f"{option} {port}: a port is 1 to 65535")
+    if aws_port == gateway_port:
+        raise UsageError(f"--aws-port and --gateway-port are both {aws_port}",
+                         next_step="give them different ports")
+    for port, option in ((aws_port, "--aws-port"), (gateway_port, "--gateway-port")):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise _port_error(port, option, {aws_port, gateway_port}, exc) from exc
+
+
+def _port_error(port: int, option: str, taken_ports: set[int], exc: OSError) -> CommandError:
+    """``port`` cannot be served; the advice names a free port to use instead."""
+    in_use = exc.errno == errno.EADDRINUSE or "in use" in str(exc).lower()
+    what = "is already in use" if in_use else f"cannot be used ({exc.strerror or exc})"
+    other = _free_port_near(port, taken_ports)
+    step = f"stop what listens there, or pick another port, e.g. `turnout up {option} {other}`"
+    if option == "--aws-port":
+        step += f" (then AWS_ENDPOINT_URL=http://127.0.0.1:{other})"
+    return CommandError(
+        f"port {port} on 127.0.0.1 {what}" + (" (another `turnout up`?)" if in_use else ""),
+        next_step=step,
+    )
+
+
+def _free_port_near(port: int, avoid: set[int]) -> int | str:
+    """The first port above ``port`` that is free now (not in ``avoid``), else ``PORT``."""
+    for candidate in range(port + 1, min(port + 50, 65536)):
+        if candidate in avoid:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return candidate
+    return "PORT"
+
+
+def _check_template(path: Path) -> None:
+    """The template exists and reads as a CloudFormation template, before anything starts."""
+    import yaml
+
+    from local_cloud.template import load_template
+
+    if not path.exists():
+        raise CommandError(f"template not found: {path}",
+                           next_step="pass --template PATH, or leave it out to use the "
+                                     "project's cloudformation/turnout.yaml")
+    try:
+        load_template(path)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        detail = " ".join(str(exc).split())
+        raise CommandError(f"cannot read the template {path}: {detail[:300]}",
+                           next_step=f"fix it (`cfn-lint {path}` checks it), or leave out "
+                                     "--template to use the project's own") from exc
 
 
 class InProcessLambda:
@@ -144,6 +242,11 @@ class InProcessLambda:
 
 
 def _banner(aws_url: str, gateway_url: str, outputs: dict[str, str], args, seconds: float) -> None:
+    if args.allow_loopback_upstreams:
+        demo = "turnout routes apply --allow-loopback-upstreams examples/demo-local.yaml --wait"
+    else:
+        demo = ("turnout routes apply examples/routes.yaml --wait   (routes to 127.0.0.1 need "
+                "`turnout up --allow-loopback-upstreams`)")
     lines = [
         f"ready in {seconds:.1f}s",
         f"  AWS endpoint   {aws_url}   (region us-east-1, any credentials)",
@@ -152,8 +255,8 @@ def _banner(aws_url: str, gateway_url: str, outputs: dict[str, str], args, secon
         f"  state table    {outputs.get('StateTableName')}",
         f"  event bus      {outputs.get('EventBusName')}",
         f"  loopback upstreams {'allowed' if args.allow_loopback_upstreams else 'refused'}",
-        "  next: export AWS_ENDPOINT_URL=" + aws_url
-        + "; turnout routes apply examples/demo-local.yaml; turnout routes status",
+        f"  next (another terminal): export AWS_ENDPOINT_URL={aws_url} {LOCAL_CREDENTIALS}",
+        f"                           {demo}",
         "  Ctrl-C stops everything.",
     ]
     for line in lines:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from control_plane.cli.route_files import read_route_file
+from control_plane.cli.route_files import read_route_files
 from control_plane.errors import InvalidRouteError, Problem
 from control_plane.model.egress import Resolver
 from control_plane.model.route import Route
@@ -47,14 +47,14 @@ class Verdict:
 def check_files(
     paths: Iterable[str], *, allow_loopback: bool = False, resolver: Resolver | None = None
 ) -> list[Verdict]:
-    """Read and validate every route in ``paths``; a route_id given twice is a problem.
+    """Read and validate every route in ``paths`` (files, directories of route files, ``-``);
+    a route_id given twice is a problem.
 
     ``resolver`` looks up upstream host names for the egress policy (None: no DNS lookups;
     literal addresses and names such as ``localhost`` are still checked).
     """
     verdicts: list[Verdict] = []
-    for path in paths:
-        route_file = read_route_file(path)
+    for route_file in read_route_files(list(paths)):
         if route_file.problems:
             verdicts.append(Verdict(route_file.name, None, None, tuple(route_file.problems)))
             continue

@@ -217,7 +217,8 @@ def test_local_demo_applies_only_with_the_loopback_flag(turnout, tables, aws):
 def test_get_of_a_missing_route_says_so(turnout, tables):
     result = turnout("routes", "get", "nope", "--table", tables.routes)
     assert result.code == 1
-    assert result.err == f"turnout: error: route 'nope' not found in table {tables.routes}\n"
+    assert result.err == (f"turnout: error: route 'nope' not found in table {tables.routes}\n"
+                          "  next: see the routes there are with `turnout routes list`\n")
 
 
 # ---- list and delete ---------------------------------------------------------------------
@@ -360,9 +361,10 @@ def test_stack_option_picks_another_stack(turnout, aws):
 def test_missing_stack_says_what_to_do_next(turnout, aws):
     result = turnout("routes", "list")
     assert result.code == 1
-    assert result.err.count("\n") == 1
-    assert "stack 'turnout' not found" in result.err
-    assert "turnout up" in result.err and "--table" in result.err
+    error, advice = result.err.splitlines()
+    assert error.startswith("turnout: error: stack 'turnout' not found")
+    assert advice.startswith("  next: ")
+    assert "turnout up" in advice and "--stack" in advice and "--table" in advice
 
 
 def test_missing_stack_is_not_needed_when_the_tables_are_named(turnout, tables):
@@ -370,11 +372,13 @@ def test_missing_stack_is_not_needed_when_the_tables_are_named(turnout, tables):
     assert result.code == 0
 
 
-def test_missing_table_is_named_in_one_line(turnout, aws):
+def test_missing_table_is_named_with_how_to_find_the_right_one(turnout, aws):
     result = turnout("routes", "list", "--table", "no-such-table")
     assert result.code == 1
-    assert result.err.startswith("turnout: error: table 'no-such-table' not found")
-    assert result.err.count("\n") == 1
+    error, advice = result.err.splitlines()
+    assert error.startswith("turnout: error: table 'no-such-table' not found")
+    assert advice == ("  next: check the name with `aws dynamodb list-tables`, or leave out "
+                      "--table to use stack 'turnout''s table")
 
 
 def test_aws_endpoint_url_environment_variable_is_honoured(turnout, tables, aws, monkeypatch):
@@ -393,10 +397,12 @@ def test_region_option_chooses_the_region(turnout, aws):
     assert turnout("routes", "list", "--table", "eu-routes").code == 1
 
 
-def test_unreachable_endpoint_is_one_clear_line(turnout, monkeypatch):
+def test_unreachable_endpoint_asks_whether_turnout_up_is_running(turnout, monkeypatch):
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     result = turnout("routes", "list", "--table", "t", "--endpoint-url", "http://127.0.0.1:9",
                      endpoint=False)
     assert result.code == 1
-    assert result.err.startswith("turnout: error: cannot reach AWS at http://127.0.0.1:9")
-    assert result.err.count("\n") == 1
+    error, advice = result.err.splitlines()
+    assert error.startswith("turnout: error: cannot reach AWS at http://127.0.0.1:9")
+    assert advice.startswith("  next: is `turnout up` running?")
+    assert "http://127.0.0.1:4566" in advice

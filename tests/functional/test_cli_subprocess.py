@@ -90,8 +90,9 @@ def test_apply_of_an_invalid_file_writes_nothing_and_exits_1(aws, tmp_path):
 def test_missing_stack_error_is_one_line_without_traceback(aws):
     result = shell("routes", "list", "--endpoint-url", aws.url)
     assert result.returncode == 1
-    assert result.stderr.startswith("turnout: error: stack 'turnout' not found")
-    assert result.stderr.count("\n") == 1
+    error, advice = result.stderr.splitlines()
+    assert error.startswith("turnout: error: stack 'turnout' not found")
+    assert advice.startswith("  next: ")
 
 
 def test_route_written_with_the_aws_cli_reads_back_with_turnout(aws, tmp_path):

@@ -152,7 +152,7 @@ def test_missing_file_is_reported_and_the_rest_still_checked(capsys, tmp_path):
     code, out, _ = validate(capsys, missing, good)
     assert code == 1
     assert out == [
-        f"{missing}: -: (file): FileUnreadable (No such file or directory)",
+        f"{missing}: -: (file): FileUnreadable (no such file; check the path)",
         f"ok   {good}: good",
     ]
 
