@@ -11,22 +11,27 @@ Per request, as API Gateway does for a REST API:
    ``identity.apiKey`` / ``apiKeyId`` when the method takes an API key), ``body`` and
    ``isBase64Encoded``. Empty maps and bodies are ``null``. Hop-by-hop headers and
    ``Content-Length`` are dropped; ``X-Forwarded-For`` (with the socket peer appended),
-   ``X-Forwarded-Proto`` and ``X-Forwarded-Port`` are set. A body goes as text when it is
-   UTF-8 with a textual ``Content-Type`` and no ``Content-Encoding``, else base64, as with
-   binary media types that cover every non-text type;
+   ``X-Forwarded-Proto`` and ``X-Forwarded-Port`` are set. The body goes base64 when the
+   request's ``Content-Type`` matches the API's ``binaryMediaTypes``, else as UTF-8 text
+   (:mod:`data_plane.binary_media`);
 2. invoke the function named in the integration URI (``arn:aws:apigateway:<region>:lambda:
    path/2015-03-31/functions/<function ARN>/invocations``) through the Lambda ``Invoke`` API
    of the AWS endpoint (``AWS_ENDPOINT_URL``; under ``turnout up`` the local cloud runs the
    handler in its process), on a worker thread so the event loop keeps serving;
 3. map the result back (:func:`response_from_result`): ``statusCode``, ``headers`` merged with
    ``multiValueHeaders`` (a pair present in both is sent once), ``body`` decoded from base64
-   when ``isBase64Encoded``, ``Content-Type`` ``application/json`` when the result sets none.
+   when ``isBase64Encoded`` and the first type in the client's ``Accept`` matches the API's
+   ``binaryMediaTypes`` (else the client gets the base64 text, as from API Gateway),
+   ``Content-Type`` ``application/json`` when the result sets none. A ``HEAD`` answer and a
+   ``1xx``, ``204`` or ``304`` one carry no body, whatever the result says.
 
 Failures, as API Gateway reports them: a function error or a malformed result (not a JSON
 object, no integer ``statusCode``, a body that is not a string...) is 502
 ``{"message": "Internal server error"}``; no result within the integration's
 ``timeoutInMillis`` is 504; a function that cannot be invoked (unknown, not permitted) is 500;
-an event larger than Lambda's 6 MB payload limit is 413.
+an event larger than Lambda's 6 MB payload limit is 413 ``{"message":"Request Too Long"}``
+(the body is read into one buffer and reading stops at the limit: a 10 MB upload is refused
+after 6 MB, never held whole).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from data_plane.access_log import Exchange
+from data_plane.binary_media import request_is_binary, response_is_decoded
 from data_plane.gateway_config import GatewayConfig, Integration, MethodConfig
 from data_plane.gateway_responses import (
     INTEGRATION_FAILURE,
@@ -60,7 +66,6 @@ from data_plane.gateway_responses import (
     GatewayResponse,
 )
 from data_plane.headers import response_headers_for_client, strip_hop_by_hop
-from data_plane.proxy.proxy_result import is_text_type
 from data_plane.routing import Match
 
 LOG = logging.getLogger("turnout.gateway")
@@ -107,7 +112,7 @@ class ClientRequest:
     raw_path: str
     raw_query: str
     headers: Sequence[Header]
-    body: bytes
+    body: bytes | bytearray
     source_ip: str
     scheme: str
     port: int
@@ -124,7 +129,8 @@ def proxy_event(
     api_key: str | None = None,
     api_key_id: str | None = None,
 ) -> dict[str, Any]:
-    """The API Gateway REST proxy event (payload 1.0) for ``client``'s request."""
+    """The API Gateway REST proxy event (payload 1.0) for ``client``'s request; the body goes
+    base64 when its type is one of ``config.binary_media_types``."""
     headers = _event_headers(client)
     multi_headers: dict[str, list[str]] = {}
     spelled: dict[str, str] = {}
@@ -140,7 +146,7 @@ def proxy_event(
     identity.update(sourceIp=client.source_ip, userAgent=user_agent)
     if api_key is not None:
         identity.update(apiKey=api_key, apiKeyId=api_key_id)
-    body, is_base64 = _event_body(headers, client.body)
+    body, is_base64 = _event_body(headers, client.body, config.binary_media_types)
     epoch_ms = int(client.received_at.timestamp() * 1000)
     return {
         "resource": resource_path,
@@ -199,18 +205,14 @@ def _event_headers(client: ClientRequest) -> list[Header]:
             ("X-Forwarded-Proto", client.scheme)]
 
 
-def _event_body(headers: Sequence[Header], body: bytes) -> tuple[str | None, bool]:
+def _event_body(
+    headers: Sequence[Header], body: bytes | bytearray, binary_media_types: Sequence[str]
+) -> tuple[str | None, bool]:
     if not body:
         return None, False
-    content_type = next((v for n, v in reversed(headers) if n.lower() == "content-type"), None)
-    encoded = any(n.lower() == "content-encoding" and v.strip().lower() not in ("", "identity")
-                  for n, v in headers)
-    if content_type is not None and is_text_type(content_type) and not encoded:
-        try:
-            return body.decode("utf-8"), False
-        except UnicodeDecodeError:
-            pass
-    return base64.b64encode(body).decode("ascii"), True
+    if request_is_binary(headers, binary_media_types):
+        return base64.b64encode(body).decode("ascii"), True
+    return body.decode("utf-8", errors="replace"), False
 
 
 @dataclass(frozen=True)
@@ -222,8 +224,12 @@ class ProxyResponse:
     body: bytes
 
 
-def response_from_result(payload: bytes) -> ProxyResponse | None:
-    """The response a Lambda proxy result describes, or None when it is malformed."""
+def response_from_result(payload: bytes, *, decode_base64: bool = True) -> ProxyResponse | None:
+    """The response a Lambda proxy result describes, or None when it is malformed.
+
+    ``decode_base64``: whether a base64 body is decoded for the client (see
+    :func:`data_plane.binary_media.response_is_decoded`) or passed on as the text it is.
+    """
     try:
         result = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
@@ -240,7 +246,7 @@ def response_from_result(payload: bytes) -> ProxyResponse | None:
         raw = b""
     elif not isinstance(body, str):
         return None
-    elif is_base64:
+    elif is_base64 and decode_base64:
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
@@ -349,16 +355,20 @@ class AwsProxyIntegration:
         exchange.upstream_host = "lambda:" + target.function_arn.rsplit(":function:", 1)[1]
         body = await _read_body(request)
         if body is None:
+            LOG.info("request %s: the body is larger than a Lambda event can carry", exchange.request_id)
             return REQUEST_TOO_LONG.to_web_response()
+        client_request = _client_request(request, exchange, body)
         event = proxy_event(
-            _client_request(request, exchange, body),
+            client_request,
             resource_path=route.resource_path,
             config=config,
             target=target,
             api_key=request.headers.get("x-api-key") if route.target.api_key_required else None,
             api_key_id=getattr(exchange, "api_key_id", None),
         )
+        del body, client_request
         payload = json.dumps(event, separators=(",", ":")).encode()
+        del event
         if len(payload) > MAX_PAYLOAD_BYTES:
             return REQUEST_TOO_LONG.to_web_response()
         loop = asyncio.get_running_loop()
@@ -371,7 +381,9 @@ class AwsProxyIntegration:
             return INTEGRATION_TIMEOUT.to_web_response()
         if isinstance(outcome, GatewayResponse):
             return outcome.to_web_response()
-        response = response_from_result(outcome)
+        client_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
+        response = response_from_result(
+            outcome, decode_base64=response_is_decoded(client_headers, config.binary_media_types))
         if response is None:
             LOG.warning("request %s: malformed Lambda proxy response", exchange.request_id)
             return INTEGRATION_FAILURE.to_web_response()
@@ -403,20 +415,21 @@ class AwsProxyIntegration:
             return client
 
 
-async def _read_body(request: web.Request) -> bytes | None:
+async def _read_body(request: web.Request) -> bytearray | None:
+    """The body in one buffer; None as soon as it is known to exceed the event limit."""
+    body = bytearray()
     if not request.body_exists:
-        return b""
-    chunks: list[bytes] = []
-    size = 0
+        return body
+    if request.content_length is not None and request.content_length > MAX_PAYLOAD_BYTES:
+        return None
     async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > MAX_PAYLOAD_BYTES:
+        if len(body) + len(chunk) > MAX_PAYLOAD_BYTES:
             return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body += chunk
+    return body
 
 
-def _client_request(request: web.Request, exchange: Exchange, body: bytes) -> ClientRequest:
+def _client_request(request: web.Request, exchange: Exchange, body: bytes | bytearray) -> ClientRequest:
     transport = request.transport
     peer = transport.get_extra_info("peername") if transport else None
     local = transport.get_extra_info("sockname") if transport else None

@@ -12,11 +12,12 @@ Modules, from pure to wired:
 ``upstream_order``   which upstreams a request tries, in which order
 ``retry_policy``     whether a failed try may be repeated on the next upstream
 ``outlier``          passive outlier detection (consecutive failures -> ejection)
+``latency``          recent first-byte latencies per upstream (the hedging delay)
 ``proxy_result``     the upstream's answer, or an error, as a Lambda proxy result
 ``http_client``      the only module that opens sockets (pooled, egress-checked)
 ``credentials``      ``upstream_auth`` header values from Secrets Manager, cached
 ``route_directory``  routes and their active upstream from DynamoDB, cached
-``forwarder``        the tries of one request
+``forwarder``        the tries of one request, hedged for idempotent ones
 ``handler``          the Lambda entry point
 
 Failures of one try, as :mod:`data_plane.proxy.http_client` raises them::
@@ -27,8 +28,11 @@ Failures of one try, as :mod:`data_plane.proxy.http_client` raises them::
     │   └── EgressRefusedError every address of the host is one turnout may not call
     ├── UpstreamResetError     the connection broke after the request went out, or the
     │                          answer was unusable; the upstream may have acted on it
-    └── UpstreamTimeout        no complete answer within the try's time budget
+    ├── UpstreamTimeout        no complete answer within the try's time budget
+    ├── UpstreamCancelled      the caller gave the try up (another upstream answered first)
+    └── UpstreamResponseTooLarge  the answer cannot fit a Lambda proxy result
 
 Answers to the client carry no internals: 502 ``{"message":"Bad Gateway"}`` when no upstream
-answered, 504 ``{"message":"Gateway Timeout"}`` when the last one did not answer in time.
+answered, 504 ``{"message":"Gateway Timeout"}`` when the last one did not answer in time, 502
+``{"message":"Response payload too large"}`` when the answer exceeds Lambda's 6 MB payload.
 """

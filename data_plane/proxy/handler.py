@@ -8,7 +8,9 @@ proxy result. Per request: read the event, find the route and its active upstrea
 tries (upstream and outcome) and the latency. Headers, query strings, bodies and credentials
 are never logged.
 
-Within ``timeout_ms`` of the route, and never past the function's own remaining time. What the
+Within ``timeout_ms`` of the route counted from when API Gateway received the request (its
+integration timeout: time spent before the function started counts), and never past the
+function's own remaining time. What the
 client sees when the function cannot serve is 502 ``{"message":"Bad Gateway"}`` (no route, no
 credential, no upstream answered) or 504 ``{"message":"Gateway Timeout"}``; the reason is in the
 log only.
@@ -35,7 +37,7 @@ from data_plane.proxy.credentials import Credentials, CredentialUnavailableError
 from data_plane.proxy.forwarder import Forwarder
 from data_plane.proxy.http_client import shared_client
 from data_plane.proxy.outlier import OutlierDetector, OutlierPolicy
-from data_plane.proxy.proxy_event import InvalidEventError, read_event
+from data_plane.proxy.proxy_event import InvalidEventError, ProxyRequest, read_event
 from data_plane.proxy.proxy_result import bad_gateway
 from data_plane.proxy.route_directory import RouteDirectory, RouteLookupError
 from data_plane.proxy.settings import ProxySettings
@@ -114,9 +116,10 @@ def make_handler(
 
     def handler(event: Any, context: Any) -> dict[str, Any]:
         started = time.monotonic()
+        entered_epoch_seconds = time.time()
         deps = dependencies(ProxySettings.from_env(environ()))
         try:
-            return _serve(event, context, deps, started)
+            return _serve(event, context, deps, started, entered_epoch_seconds)
         except Exception as exc:  # noqa: BLE001 - the client gets 502, the log gets the type
             logger.error("the request failed inside the function", extra={"error": type(exc).__name__})
             return bad_gateway()
@@ -124,7 +127,9 @@ def make_handler(
     return handler
 
 
-def _serve(event: Any, context: Any, deps: Dependencies, started: float) -> dict[str, Any]:
+def _serve(
+    event: Any, context: Any, deps: Dependencies, started: float, entered_epoch_seconds: float
+) -> dict[str, Any]:
     try:
         request = read_event(event)
     except InvalidEventError as exc:
@@ -153,7 +158,7 @@ def _serve(event: Any, context: Any, deps: Dependencies, started: float) -> dict
         request,
         active_upstream=resolved.active_upstream,
         credential=credential,
-        deadline=started + _budget_seconds(route.timeout_ms, context),
+        deadline=started + _budget_seconds(route.timeout_ms, context, request, entered_epoch_seconds),
     )
     logger.info(
         "proxied",
@@ -168,8 +173,13 @@ def _serve(event: Any, context: Any, deps: Dependencies, started: float) -> dict
     return forwarded.result
 
 
-def _budget_seconds(timeout_ms: int, context: Any) -> float:
+def _budget_seconds(
+    timeout_ms: int, context: Any, request: ProxyRequest, entered_epoch_seconds: float
+) -> float:
     budget = timeout_ms / 1000
+    if request.received_epoch_ms is not None:
+        waited = max(0.0, entered_epoch_seconds - request.received_epoch_ms / 1000)
+        budget -= waited
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if callable(remaining):
         budget = min(budget, remaining() / 1000 - _FUNCTION_MARGIN_SECONDS)

@@ -25,7 +25,7 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -44,12 +44,13 @@ from urllib3.exceptions import (
 from urllib3.util import SKIP_HEADER, Timeout
 
 from control_plane.model.egress import address_refusal
+from data_plane.proxy.proxy_result import MAX_PAYLOAD_BYTES
 
 Header = tuple[str, str]
 
 CHUNK_BYTES = 64 * 1024
-MAX_BODY_BYTES = 4_500_000
-"""The largest answer relayed: base64-encoded, it still fits Lambda's 6 MB response payload."""
+MAX_BODY_BYTES = MAX_PAYLOAD_BYTES * 3 // 4
+"""The largest answer read: base64-encoded, a larger one could not fit a Lambda proxy result."""
 
 
 class UpstreamError(Exception):
@@ -76,13 +77,83 @@ class UpstreamResponseTooLarge(UpstreamError):
     """The answer is larger than a Lambda proxy result can carry."""
 
 
+class UpstreamCancelled(UpstreamError):
+    """The exchange was cancelled by its caller before it completed."""
+
+
 @dataclass(frozen=True)
 class UpstreamReply:
-    """A complete answer from an upstream."""
+    """A complete answer from an upstream.
+
+    ``body`` is the one buffer the body was read into; ``first_byte_seconds`` is the time from
+    sending the request to the answer's status line and headers.
+    """
 
     status: int
     headers: list[Header]
-    body: bytes
+    body: bytes | bytearray
+    first_byte_seconds: float = 0.0
+
+
+class Cancellation:
+    """Lets another thread stop an exchange: :meth:`cancel` shuts its socket down."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._cancelled = False
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._cancelled
+
+    def cancel(self) -> None:
+        """Stop the exchange: a blocked read returns at once, the connection is discarded.
+
+        Sockets are shut down under the lock, so one the exchange has stopped watching (and may
+        have returned to the pool) is never touched.
+        """
+        with self._lock:
+            self._cancelled = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def _watch(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self._lock:
+            if not self._cancelled:
+                self._sockets.add(sock)
+                return
+        _shut(sock)
+
+    def _forget(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._sockets.discard(sock)  # type: ignore[arg-type]
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        # The plain socket's shutdown, also for TLS: the reading thread keeps its TLS state.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+_exchange = threading.local()
+"""The :class:`Cancellation` of the exchange the current thread runs, if any."""
+
+
+class _FinalResponse(http.client.HTTPResponse):
+    """Reads past interim ``1xx`` answers (http.client itself skips only ``100``)."""
+
+    def _read_status(self) -> tuple[str, int, str]:  # type: ignore[override]
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if status == http.client.CONTINUE or not 100 <= status < 200 or status == 101:
+                return version, status, reason
+            http.client._read_headers(self.fp)  # type: ignore[attr-defined]
 
 
 class _EgressRefused(NewConnectionError):
@@ -129,6 +200,18 @@ class _EgressChecked:
             raise ConnectTimeoutError(self, f"connecting to {self.host} timed out")
         raise NewConnectionError(self, f"Failed to establish a new connection: {last_error}")  # type: ignore[arg-type]
 
+    def getresponse(self) -> Any:
+        """Wait for the answer, cancellable through the thread's :class:`Cancellation`."""
+        cancellation = getattr(_exchange, "cancellation", None)
+        sock = getattr(self, "sock", None)
+        if cancellation is not None:
+            cancellation._watch(sock)
+        try:
+            return super().getresponse()  # type: ignore[misc]
+        finally:
+            if cancellation is not None:
+                cancellation._forget(sock)
+
     def _connect(self, family: int, socktype: int, proto: int, sockaddr: Any) -> socket.socket:
         sock = socket.socket(family, socktype, proto)
         try:
@@ -146,7 +229,7 @@ class _EgressChecked:
 
 
 def _pool_manager(allow_loopback: bool, max_hosts: int, max_connections_per_host: int) -> PoolManager:
-    attributes = {"allow_loopback": allow_loopback}
+    attributes = {"allow_loopback": allow_loopback, "response_class": _FinalResponse}
     http_connection = type("EgressCheckedHTTPConnection", (_EgressChecked, HTTPConnection), attributes)
     https_connection = type("EgressCheckedHTTPSConnection", (_EgressChecked, HTTPSConnection), attributes)
     manager = PoolManager(num_pools=max_hosts, maxsize=max_connections_per_host, block=False)
@@ -180,63 +263,101 @@ class HttpClient:
         body: bytes,
         *,
         timeout_seconds: float,
+        connect_timeout_seconds: float | None = None,
+        cancellation: Cancellation | None = None,
+        on_first_byte: Callable[[], None] | None = None,
     ) -> UpstreamReply:
-        """One exchange; the complete answer, or one of the :class:`UpstreamError` tree."""
-        deadline = time.monotonic() + timeout_seconds
+        """One exchange; the complete answer, or one of the :class:`UpstreamError` tree.
+
+        ``timeout_seconds`` bounds the whole exchange, ``connect_timeout_seconds`` (at most
+        that) the connection; ``on_first_byte`` is called once the status and headers are in.
+        """
+        started = time.monotonic()
+        deadline = started + timeout_seconds
         if timeout_seconds <= 0:
             raise UpstreamTimeout("no time left for this try")
+        connect = timeout_seconds if connect_timeout_seconds is None else min(
+            connect_timeout_seconds, timeout_seconds)
         outgoing = _outgoing_headers(headers)
+        _exchange.cancellation = cancellation
         try:
-            response = self._pool.urlopen(
-                method,
-                url,
-                body=body or None,
-                headers=outgoing,
-                redirect=False,
-                retries=False,
-                preload_content=False,
-                decode_content=False,
-                timeout=Timeout(connect=timeout_seconds, read=timeout_seconds),
-            )
-        except Exception as exc:  # noqa: BLE001 - mapped into the tree, whatever urllib3 raised
-            raise _mapped(exc) from exc
-        try:
-            reply = UpstreamReply(
-                status=response.status,
-                headers=[(str(name), str(value)) for name, value in response.headers.items()],
-                body=self._read_body(response, deadline),
-            )
-        except BaseException:
-            response.close()
+            try:
+                response = self._pool.urlopen(
+                    method,
+                    url,
+                    body=body or None,
+                    headers=outgoing,
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    decode_content=False,
+                    timeout=Timeout(total=timeout_seconds, connect=connect, read=timeout_seconds),
+                )
+            except Exception as exc:  # noqa: BLE001 - mapped into the tree, whatever urllib3 raised
+                raise _mapped(exc, cancellation) from exc
+            first_byte_seconds = time.monotonic() - started
+            if on_first_byte is not None:
+                on_first_byte()
+            sock = getattr(getattr(response, "connection", None), "sock", None)
+            if cancellation is not None:
+                cancellation._watch(sock)
+            try:
+                reply = UpstreamReply(
+                    status=response.status,
+                    headers=[(str(name), str(value)) for name, value in response.headers.items()],
+                    body=self._read_body(response, sock, deadline, cancellation),
+                    first_byte_seconds=first_byte_seconds,
+                )
+            except Exception as exc:  # noqa: BLE001 - mapped into the tree
+                response.close()
+                response.release_conn()
+                raise _mapped(exc, cancellation) from exc
+            finally:
+                if cancellation is not None:
+                    cancellation._forget(sock)
+            if cancellation is not None and cancellation.cancelled:
+                response.close()  # its socket may have been shut down: never pooled again
             response.release_conn()
-            raise
-        response.release_conn()
-        return reply
+            return reply
+        finally:
+            _exchange.cancellation = None
 
-    def _read_body(self, response: Any, deadline: float) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
+    def _read_body(
+        self, response: Any, sock: Any, deadline: float, cancellation: Cancellation | None
+    ) -> bytearray:
+        declared = _content_length(response)
+        if declared is not None and declared > self.max_body_bytes:
+            raise UpstreamResponseTooLarge(f"the answer is larger than {self.max_body_bytes} bytes")
+        body = bytearray()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise UpstreamTimeout("the answer did not complete in time")
-            sock = getattr(getattr(response, "connection", None), "sock", None)
-            if sock is not None:
-                sock.settimeout(remaining)
             try:
+                if sock is not None:
+                    sock.settimeout(remaining)
                 chunk = response.read(CHUNK_BYTES, decode_content=False)
             except Exception as exc:  # noqa: BLE001 - mapped into the tree
-                raise _mapped(exc) from exc
+                raise _mapped(exc, cancellation) from exc
+            if cancellation is not None and cancellation.cancelled:
+                raise UpstreamCancelled("the exchange was cancelled")
             if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > self.max_body_bytes:
+                return body
+            if len(body) + len(chunk) > self.max_body_bytes:
                 raise UpstreamResponseTooLarge(f"the answer is larger than {self.max_body_bytes} bytes")
-            chunks.append(chunk)
+            body += chunk
 
     def close(self) -> None:
         """Close every pooled connection."""
         self._pool.clear()
+
+
+def _content_length(response: Any) -> int | None:
+    value = response.headers.get("Content-Length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _outgoing_headers(headers: Sequence[Header]) -> Any:
@@ -249,9 +370,11 @@ def _outgoing_headers(headers: Sequence[Header]) -> Any:
     return outgoing
 
 
-def _mapped(exc: BaseException) -> UpstreamError:
+def _mapped(exc: BaseException, cancellation: Cancellation | None = None) -> UpstreamError:
     if isinstance(exc, UpstreamError):
         return exc
+    if cancellation is not None and cancellation.cancelled:
+        return UpstreamCancelled("the exchange was cancelled")
     if isinstance(exc, _EgressRefused):
         return EgressRefusedError(str(exc))
     if isinstance(exc, ConnectTimeoutError | NameResolutionError | NewConnectionError | SSLError):

@@ -1,12 +1,16 @@
 """Passive outlier detection: an upstream that keeps failing is skipped for a while.
 
 Every try reports its outcome. ``consecutive_failures`` failures in a row (connect failures,
-resets, timeouts and 5xx answers) eject the upstream: it is tried only after every other
-upstream until the ejection ends, then readmitted. The ejection lasts ``base_ejection_seconds``
-times the number of times it has been ejected (at most ``max_ejection_seconds``), so an
-upstream that keeps failing stays out longer each time; each ``base_ejection_seconds`` spent
-without an ejection forgives one of them. This is Envoy's ``consecutive_5xx`` with
-``base_ejection_time`` and ``max_ejection_time``.
+resets, 5xx answers, and tries that another upstream beat after they had passed their hedging
+delay) eject the upstream; so do ``consecutive_timeouts`` timeouts in a row (by default the
+first: a try that waited its whole time budget without an answer is the sign of a hung
+upstream, and every concurrent request should stop choosing it at once). An ejected upstream
+is tried only after every other upstream until the ejection ends, then readmitted. The
+ejection lasts ``base_ejection_seconds`` times the number of times it has been ejected (at
+most ``max_ejection_seconds``), so an upstream that keeps failing stays out longer each time;
+each ``base_ejection_seconds`` spent without an ejection forgives one of them. This is Envoy's
+``consecutive_5xx`` and ``consecutive_local_origin_failure`` with ``base_ejection_time`` and
+``max_ejection_time``.
 
 The state lives in the function's memory, so it is per instance and survives between
 invocations of a warm instance. The clock is injected; the detector is thread-safe.
@@ -27,6 +31,7 @@ class OutlierPolicy:
     """When an upstream is ejected, and for how long."""
 
     consecutive_failures: int = 3
+    consecutive_timeouts: int = 1
     base_ejection_seconds: float = 30.0
     max_ejection_seconds: float = 300.0
 
@@ -34,6 +39,7 @@ class OutlierPolicy:
 @dataclass
 class _Record:
     failures: int = 0
+    timeouts: int = 0
     ejections: int = 0
     ejected_until: float | None = None
 
@@ -60,10 +66,11 @@ class OutlierDetector:
         with self._lock:
             record = self._records.get(key)
             if record is not None:
-                record.failures = 0
+                record.failures = record.timeouts = 0
 
-    def record_failure(self, key: Hashable) -> bool:
-        """A try of ``key`` failed; True when this failure ejected it."""
+    def record_failure(self, key: Hashable, *, timeout: bool = False) -> bool:
+        """A try of ``key`` failed (``timeout``: it got no answer in its whole time budget);
+        True when this failure ejected it."""
         with self._lock:
             now = self._clock()
             record = self._records.get(key)
@@ -73,7 +80,9 @@ class OutlierDetector:
             if self._ejected(record, now):
                 return False
             record.failures += 1
-            if record.failures < self.policy.consecutive_failures:
+            record.timeouts = record.timeouts + 1 if timeout else 0
+            if (record.failures < self.policy.consecutive_failures
+                    and record.timeouts < self.policy.consecutive_timeouts):
                 return False
             self._eject(record, now)
             return True
@@ -86,7 +95,7 @@ class OutlierDetector:
         record.ejections += 1
         seconds = min(policy.base_ejection_seconds * record.ejections, policy.max_ejection_seconds)
         record.ejected_until = now + seconds
-        record.failures = 0
+        record.failures = record.timeouts = 0
 
     @staticmethod
     def _ejected(record: _Record, now: float) -> bool:

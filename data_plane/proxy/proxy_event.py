@@ -7,7 +7,9 @@ What the event carries and how it is read:
 - ``multiValueHeaders`` (every value, in order), else ``headers`` (the last value of each);
 - ``multiValueQueryStringParameters``, else ``queryStringParameters``: already decoded;
 - ``body`` (``null`` when empty), base64 when ``isBase64Encoded``;
-- ``requestContext.identity.sourceIp``: the client address API Gateway saw on the socket.
+- ``requestContext.identity.sourceIp``: the client address API Gateway saw on the socket;
+- ``requestContext.requestTimeEpoch``: when API Gateway received the request (ms since the
+  epoch), from which its integration timeout runs.
 
 Anything else in the event (the API key value in ``requestContext.identity``, stage variables,
 authorizer output) is not read.
@@ -40,6 +42,7 @@ class ProxyRequest:
     body: bytes
     source_ip: str | None = None
     request_id: str | None = None
+    received_epoch_ms: int | None = None
 
 
 def read_event(event: object) -> ProxyRequest:
@@ -55,6 +58,7 @@ def read_event(event: object) -> ProxyRequest:
     identity = context.get("identity") if isinstance(context.get("identity"), Mapping) else {}
     source_ip = identity.get("sourceIp")
     request_id = context.get("requestId")
+    received = context.get("requestTimeEpoch")
     return ProxyRequest(
         resource=resource,
         method=method.upper(),
@@ -66,6 +70,7 @@ def read_event(event: object) -> ProxyRequest:
         body=_body(event.get("body"), event.get("isBase64Encoded")),
         source_ip=source_ip if isinstance(source_ip, str) and source_ip else None,
         request_id=request_id if isinstance(request_id, str) else None,
+        received_epoch_ms=received if isinstance(received, int) and not isinstance(received, bool) else None,
     )
 
 

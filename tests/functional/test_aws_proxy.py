@@ -12,6 +12,7 @@ import base64
 import http.client
 import io
 import json
+import os
 import time
 import zipfile
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from tests.conftest import AwsEndpoint
 
 STAGE = "live"
 HERE = __name__
+BINARY_MEDIA_TYPES = ["image/*", "application/octet-stream"]
 
 
 # ---- the functions API Gateway invokes -----------------------------------------------------
@@ -44,6 +46,20 @@ def binary_answer(event: dict, context: Any) -> dict:
         "body": base64.b64encode(bytes(range(256))).decode(),
         "isBase64Encoded": True,
     }
+
+
+def mirror(event: dict, context: Any) -> dict:
+    """Answer with the request body, as the function received it, and its Content-Type."""
+    headers = event.get("headers") or {}
+    return {"statusCode": 200, "headers": {"Content-Type": headers.get("Content-Type", "text/plain")},
+            "body": event["body"], "isBase64Encoded": event["isBase64Encoded"]}
+
+
+def status_with_body(event: dict, context: Any) -> dict:
+    """Answer with the status the query names, always with a body."""
+    code = int((event.get("queryStringParameters") or {}).get("code", "200"))
+    return {"statusCode": code, "headers": {"Content-Type": "text/plain", "ETag": '"v1"'},
+            "body": "a body the client must not see for HEAD, 204 or 304"}
 
 
 def no_status(event: dict, context: Any) -> dict:
@@ -113,6 +129,9 @@ def gateway(aws_once: AwsEndpoint, cloud: LocalCloud) -> Iterator[LocalGateway]:
     aws = aws_once
     apigw = aws.client("apigateway")
     api = apigw.create_rest_api(name="turnout")["id"]
+    apigw.update_rest_api(restApiId=api, patchOperations=[
+        {"op": "add", "path": "/binaryMediaTypes/" + media.replace("/", "~1"), "value": media}
+        for media in BINARY_MEDIA_TYPES])
     root = apigw.get_resources(restApiId=api)["items"][0]["id"]
 
     def method(path_part: str, function: str | None, *, parent: str = root, http_method: str = "GET",
@@ -131,6 +150,8 @@ def gateway(aws_once: AwsEndpoint, cloud: LocalCloud) -> Iterator[LocalGateway]:
     method("{proxy+}", None, parent=echo, http_method="ANY", arn=echo_arn)
     method("keyed", None, key=True, arn=echo_arn)
     method("binary", "binary_answer")
+    method("mirror", "mirror", http_method="ANY")
+    method("status", "status_with_body", http_method="ANY")
     for name in ("no_status", "object_body", "not_an_object", "crash"):
         method(name, name)
     method("slow", "slow", timeout_ms=500)
@@ -228,7 +249,7 @@ def test_api_key_the_client_used_is_in_the_event(gateway):
 
 
 def test_base64_result_is_sent_as_bytes_with_every_header_value(gateway):
-    status, headers, body = call(gateway, "GET", "/binary")
+    status, headers, body = call(gateway, "GET", "/binary", headers=[("Accept", "image/png")])
     assert status == 201
     assert body == bytes(range(256))
     assert values(headers, "Set-Cookie") == ["a=1", "b=2"]
@@ -255,3 +276,67 @@ def test_function_that_does_not_exist_is_500(gateway):
     status, _, body = call(gateway, "GET", "/missing")
     assert status == 500
     assert json.loads(body) == {"message": "Internal server error"}
+
+
+# ---- binaryMediaTypes ----------------------------------------------------------------------
+
+
+def png_like(size: int = 4096) -> bytes:
+    """A PNG signature followed by random bytes: not UTF-8, NULs included."""
+    return b"\x89PNG\r\n\x1a\n" + os.urandom(size)
+
+
+def test_png_bytes_round_trip_through_a_function_when_binary_media_types_cover_them(gateway):
+    raw = png_like()
+    status, headers, body = call(gateway, "PUT", "/mirror", body=raw,
+                                 headers=[("Content-Type", "image/png"), ("Accept", "image/png")])
+    assert status == 200
+    assert body == raw
+    assert values(headers, "Content-Type") == ["image/png"]
+
+
+def test_request_body_of_a_type_not_in_binary_media_types_reaches_the_function_as_text(gateway):
+    event = json.loads(call(gateway, "POST", "/echo/x", body="héllo wörld".encode(),
+                            headers=[("Content-Type", "text/plain; charset=utf-8")])[2])
+    assert event["isBase64Encoded"] is False
+    assert event["body"] == "héllo wörld"
+
+
+def test_binary_body_of_a_type_not_in_binary_media_types_does_not_survive_as_on_api_gateway(gateway):
+    raw = png_like(64)
+    event = json.loads(call(gateway, "POST", "/echo/x", body=raw,
+                            headers=[("Content-Type", "text/plain")])[2])
+    assert event["isBase64Encoded"] is False
+    assert event["body"].encode("utf-8") != raw
+
+
+def test_base64_result_reaches_a_client_whose_first_accepted_type_is_not_binary_as_base64_text(gateway):
+    status, _, body = call(gateway, "GET", "/binary",
+                           headers=[("Accept", "application/json, image/png")])
+    assert status == 201
+    assert body == base64.b64encode(bytes(range(256)))
+
+
+def test_base64_result_reaches_a_client_that_accepts_any_type_as_base64_text_unless_listed(gateway):
+    # Only a `*/*` entry covers `Accept: */*` (or no Accept at all); this API lists image/* only.
+    assert call(gateway, "GET", "/binary", headers=[("Accept", "*/*")])[2] == base64.b64encode(
+        bytes(range(256)))
+    assert call(gateway, "GET", "/binary")[2] == base64.b64encode(bytes(range(256)))
+
+
+# ---- HEAD and statuses without a body ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "code"), [("HEAD", 200), ("GET", 204), ("GET", 304)])
+def test_answers_that_carry_no_body_reach_the_client_without_one(gateway, method, code):
+    status, headers, body = call(gateway, method, f"/status?code={code}")
+    assert status == code
+    assert body == b""
+    assert values(headers, "ETag") == ['"v1"']
+
+
+@pytest.mark.parametrize("code", [201, 202, 301, 400, 404, 409, 418, 429, 500, 503])
+def test_function_status_codes_reach_the_client(gateway, code):
+    status, _, body = call(gateway, "GET", f"/status?code={code}")
+    assert status == code
+    assert body == b"a body the client must not see for HEAD, 204 or 304"

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import random
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -187,9 +188,9 @@ def test_get_is_retried_on_the_next_upstream_when_the_primary_answers_500(aws, p
 
 
 def test_get_is_retried_on_the_next_upstream_when_the_primary_hangs(aws, proxy, a, b):
-    put_route(aws, proxy_route("svc", "/{proxy+}", a.url, b.url, retries=RETRY_ALL, timeout_ms=800))
+    put_route(aws, proxy_route("svc", "/{proxy+}", a.url, b.url, retries=RETRY_ALL, timeout_ms=3000))
     assert served_by(proxy(get())) == "a"  # a warm function: the time budget is all the route's
-    a.delay_seconds = 3
+    a.delay_seconds = 30
     assert served_by(proxy(get())) == "b"
     assert len(a.requests) == 2
 
@@ -337,3 +338,64 @@ def test_route_written_after_the_routes_were_cached_serves_without_waiting_for_e
     put_route(aws, proxy_route("two", "/two", a.url))
     clock.now += 1  # the early rescan interval, far below the 5 s cache lifetime
     assert served_by(proxy(event("GET", "/two", "/two"))) == "a"
+
+
+# ---- hedging: a hung upstream costs a hedging delay, not a failed request --------------------
+
+
+def warm(proxy: Proxy, answers: int = 25) -> None:
+    """Enough answers for the function to know the upstream's usual latency."""
+    for _ in range(answers):
+        served_by(proxy(get()))
+
+
+def test_get_waiting_on_a_hung_upstream_is_answered_by_the_next_one(aws, proxy, a, b, logs):
+    put_route(aws, proxy_route("svc", "/{proxy+}", a.url, b.url, retries=RETRY_ALL, timeout_ms=20_000))
+    warm(proxy)
+    a.delay_seconds = 30  # hung, far past the route's whole budget
+    assert served_by(proxy(get())) == "b"
+    assert '"tries":["u0:outpaced","u1:200"]' in logs.getvalue().replace(" ", "")
+
+
+def test_upstream_outpaced_three_times_in_a_row_is_ejected_and_no_longer_tried_first(aws, proxy, a, b):
+    put_route(aws, proxy_route("svc", "/{proxy+}", a.url, b.url, retries=RETRY_ALL, timeout_ms=20_000))
+    warm(proxy)
+    before = len(a.requests)
+    a.delay_seconds = 30
+    for _ in range(3):
+        assert served_by(proxy(get())) == "b"
+    assert len(a.requests) == before + 3
+    for _ in range(5):
+        assert served_by(proxy(get())) == "b"
+    assert len(a.requests) == before + 3  # ejected: not tried while b answers
+
+
+def test_post_is_never_hedged_and_gets_the_slow_upstreams_answer(aws, proxy, a, b):
+    put_route(aws, proxy_route("svc", "/{proxy+}", a.url, b.url, retries=RETRY_ALL, timeout_ms=10_000))
+    warm(proxy)
+    a.delay_seconds = 1
+    result = proxy(event("POST", "/{proxy+}", "/orders", body=b'{"n":1}'))
+    assert served_by(result) == "a"
+    assert b.requests == []
+
+
+def test_upstream_whose_try_timed_out_is_skipped_by_the_next_requests(aws, proxy, a, b):
+    put_route(aws, proxy_route("svc", "/{proxy+}", a.url, b.url, retries=RETRY_ALL, timeout_ms=1500))
+    assert served_by(proxy(get())) == "a"
+    a.delay_seconds = 30
+    assert proxy(event("POST", "/{proxy+}", "/orders", body=b"{}"))["statusCode"] == 504
+    tried = len(a.requests)
+    assert served_by(proxy(get())) == "b"  # the one timeout ejected a at once
+    assert len(a.requests) == tried
+
+
+def test_time_spent_before_the_function_started_counts_against_the_route_timeout(aws, proxy, a):
+    put_route(aws, proxy_route("svc", "/{proxy+}", a.url, timeout_ms=2000))
+    late = get()
+    late["requestContext"]["requestTimeEpoch"] = int((time.time() - 3) * 1000)  # API Gateway gave up
+    result = proxy(late)
+    assert result["statusCode"] == 504
+    assert a.requests == []
+    fresh = get()
+    fresh["requestContext"]["requestTimeEpoch"] = int(time.time() * 1000)
+    assert served_by(proxy(fresh)) == "a"

@@ -20,7 +20,12 @@ from data_plane.aws_proxy import (
 from data_plane.gateway_config import GatewayConfig
 from data_plane.proxy.forwarder import upstream_url
 from data_plane.proxy.proxy_event import InvalidEventError, read_event
-from data_plane.proxy.proxy_result import bad_gateway, gateway_timeout, proxy_result
+from data_plane.proxy.proxy_result import (
+    MAX_PAYLOAD_BYTES,
+    bad_gateway,
+    gateway_timeout,
+    proxy_result,
+)
 from data_plane.proxy.request_headers import upstream_headers
 from data_plane.routing import RoutingTable
 
@@ -158,9 +163,10 @@ def test_errors_say_nothing_about_why():
 # ---- the gateway's side: event out, result in ------------------------------------------------
 
 
-def config() -> GatewayConfig:
+def config(binary_media_types: tuple[str, ...] = ()) -> GatewayConfig:
     return GatewayConfig(rest_api_id="abc123", stage_name="live", deployment_id="d1",
-                         stage_variables=MappingProxyType({}), routes=RoutingTable.empty())
+                         stage_variables=MappingProxyType({}), routes=RoutingTable.empty(),
+                         binary_media_types=binary_media_types)
 
 
 def client(**overrides) -> ClientRequest:
@@ -216,12 +222,27 @@ def test_proxy_event_without_query_or_body_has_nulls_and_carries_the_api_key_whe
     assert event["requestContext"]["identity"]["apiKeyId"] == "k1"
 
 
-def test_binary_request_body_goes_base64():
+def test_binary_request_body_goes_base64_when_the_api_lists_its_type():
     raw = bytes(range(256))
     event = proxy_event(client(headers=[("Content-Type", "application/octet-stream")], body=raw),
-                        resource_path="/svc/{proxy+}", config=config(), target=lambda_target(URI))
+                        resource_path="/svc/{proxy+}", config=config(("*/*",)),
+                        target=lambda_target(URI))
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == raw
+
+
+def test_request_body_goes_as_text_when_the_api_lists_no_binary_type():
+    event = proxy_event(client(headers=[("Content-Type", "application/octet-stream")],
+                               body="naïve".encode()),
+                        resource_path="/svc/{proxy+}", config=config(), target=lambda_target(URI))
+    assert event["isBase64Encoded"] is False
+    assert event["body"] == "naïve"
+
+
+def test_base64_result_stays_base64_text_when_the_client_does_not_accept_binary():
+    body = base64.b64encode(b"\x00\x01").decode()
+    payload = json.dumps({"statusCode": 200, "body": body, "isBase64Encoded": True}).encode()
+    assert response_from_result(payload, decode_base64=False).body == body.encode()
 
 
 @pytest.mark.parametrize(("resource", "path", "params"), [
@@ -260,3 +281,35 @@ def test_result_headers_merge_and_base64_body_decodes():
 ])
 def test_malformed_results_are_recognised(payload):
     assert response_from_result(payload) is None
+
+
+# ---- results that must fit Lambda's 6 MB payload ---------------------------------------------
+
+JSON_TYPE = [("Content-Type", "application/json")]
+
+
+def test_small_text_answer_goes_as_text():
+    result = proxy_result(200, JSON_TYPE, b'{"a": 1}')
+    assert result["isBase64Encoded"] is False
+
+
+def test_text_answer_too_large_to_be_sure_of_its_escaped_size_goes_base64_and_fits():
+    body = b'"' * (2 * 1024 * 1024)  # every quote is escaped: twice its size as JSON text
+    result = proxy_result(200, JSON_TYPE, body)
+    assert result["isBase64Encoded"] is True
+    assert base64.b64decode(result["body"]) == body
+    assert len(json.dumps(result)) <= MAX_PAYLOAD_BYTES
+
+
+@pytest.mark.parametrize("size", [MAX_PAYLOAD_BYTES * 3 // 4 - 4096, 4 * 1024 * 1024])
+def test_binary_answer_that_fits_base64_is_relayed_and_the_result_fits(size):
+    result = proxy_result(200, [("Content-Type", "application/octet-stream")], bytes(size))
+    assert result["statusCode"] == 200
+    assert len(json.dumps(result)) <= MAX_PAYLOAD_BYTES
+
+
+def test_answer_that_cannot_fit_becomes_502_with_a_clear_message():
+    result = proxy_result(200, [("Content-Type", "application/octet-stream")],
+                          bytes(MAX_PAYLOAD_BYTES * 3 // 4 + 1))
+    assert (result["statusCode"], json.loads(result["body"])) == (
+        502, {"message": "Response payload too large"})

@@ -84,3 +84,18 @@ def test_time_without_ejection_forgives_earlier_ejections(detector, clock):
     fail(detector, 3)
     clock.now += 30
     assert not detector.is_ejected("a")
+
+
+def test_a_timeout_ejects_at_once(detector):
+    assert detector.record_failure("a", timeout=True) is True
+    assert detector.is_ejected("a")
+
+
+def test_a_timeout_after_other_failures_ejects_and_a_success_resets_both_counts(clock):
+    detector = OutlierDetector(OutlierPolicy(consecutive_failures=5, consecutive_timeouts=2), clock=clock)
+    assert detector.record_failure("a", timeout=True) is False
+    detector.record_success("a")
+    assert detector.record_failure("a", timeout=True) is False
+    assert detector.record_failure("a") is False  # not a timeout: the timeouts are no longer in a row
+    assert detector.record_failure("a", timeout=True) is False
+    assert detector.record_failure("a", timeout=True) is True

@@ -1,10 +1,11 @@
-"""When a proxy route repeats a failed try on the next upstream, and how long each try may take."""
+"""When a proxy route repeats a failed try on the next upstream, how long each try may take and
+when it is hedged."""
 
 from __future__ import annotations
 
 import pytest
 
-from data_plane.proxy.retry_policy import Failure, may_retry, try_budget_seconds
+from data_plane.proxy.retry_policy import Failure, may_retry, try_timeouts
 
 ALL = ["connect-failure", "5xx", "timeout"]
 CONNECT, RESET, STATUS_5XX, TIMEOUT = Failure.CONNECT, Failure.RESET, Failure.STATUS_5XX, Failure.TIMEOUT
@@ -44,16 +45,34 @@ def test_which_failures_are_retried(method, failure, retry_on, retried):
 
 
 @pytest.mark.parametrize(
-    ("remaining", "later_tries", "method", "retry_on", "budget"),
+    ("remaining", "later", "method", "retry_on", "other", "p95", "total", "connect", "hedge"),
     [
-        (1.0, 1, "GET", ALL, 0.5),  # a hanging first upstream leaves half for the next
-        (0.9, 2, "GET", ALL, 0.3),
-        (1.0, 0, "GET", ALL, 1.0),  # the last try may use everything left
-        (1.0, 2, "POST", ALL, 1.0),  # a POST timeout is never retried: no need to save time
-        (1.0, 1, "GET", ["connect-failure", "5xx"], 1.0),  # timeouts not retried on this route
-        (-0.2, 1, "GET", ALL, 0.0),
+        # idempotent, another upstream next: hedged after 3 x p95, the try may run to the end
+        (5.0, 1, "GET", ALL, True, 0.02, 5.0, 1.5, 0.15),  # the floor
+        (5.0, 1, "GET", ALL, True, 0.2, 5.0, 1.5, 0.6),
+        (5.0, 1, "GET", ALL, True, 2.0, 5.0, 1.5, 2.5),  # never later than the equal share
+        (5.0, 1, "GET", ALL, True, None, 5.0, 1.5, 2.5),  # no latency known yet: the share
+        (0.9, 2, "PUT", ALL, True, 0.01, 0.9, 0.9, 0.15),
+        # the same upstream next: the equal share, so the retry fits
+        (1.0, 1, "GET", ALL, False, 0.01, 0.5, 0.5, None),
+        (0.9, 2, "GET", ALL, False, None, 0.3, 0.3, None),
+        # the last try may use everything left
+        (1.0, 0, "GET", ALL, True, 0.01, 1.0, 1.0, None),
+        # a POST timeout is never retried: never hedged, but a connect failure is retried fast
+        (5.0, 2, "POST", ALL, True, 0.01, 5.0, 1.5, None),
+        (5.0, 1, "POST", ["5xx"], True, 0.01, 5.0, 5.0, None),
+        # timeouts not retried on this route
+        (5.0, 1, "GET", ["connect-failure", "5xx"], True, 0.01, 5.0, 1.5, None),
+        (-0.2, 1, "GET", ALL, True, None, 0.0, 0.0, 0.0),
     ],
 )
-def test_each_try_gets_its_share_of_the_remaining_time(remaining, later_tries, method, retry_on, budget):
-    got = try_budget_seconds(remaining, later_tries=later_tries, method=method, retry_on=retry_on)
-    assert got == pytest.approx(budget)
+def test_each_try_gets_time_limits_that_leave_room_for_the_next(
+        remaining, later, method, retry_on, other, p95, total, connect, hedge):
+    got = try_timeouts(remaining, later_tries=later, method=method, retry_on=retry_on,
+                       next_is_other_upstream=other, recent_p95_seconds=p95)
+    assert got.total_seconds == pytest.approx(total)
+    assert got.connect_seconds == pytest.approx(connect)
+    if hedge is None:
+        assert got.hedge_after_seconds is None
+    else:
+        assert got.hedge_after_seconds == pytest.approx(hedge)
