@@ -65,7 +65,8 @@ def test_route_written_with_the_aws_cli_serves_moves_and_disappears(turnout, ups
     turnout.aws("dynamodb", "delete-item", "--table-name", table,
                 "--key", json.dumps({"route_id": {"S": "echo"}}))
     turnout.wait_for(lambda: turnout.call("GET", "/echo/ping")[0] == 403, what="403 after delete")
-    assert turnout.statuses()["echo"]["phase"] == "DELETED"
+    turnout.wait_for(lambda: turnout.statuses().get("echo", {}).get("phase") == "DELETED",
+                     what="status DELETED")
 
 
 def test_malformed_items_are_rejected_visibly_while_a_valid_one_in_the_batch_is_served(turnout, upstreams):
@@ -77,8 +78,12 @@ def test_malformed_items_are_rejected_visibly_while_a_valid_one_in_the_batch_is_
         {"PutRequest": {"Item": json.loads(route_item("good", "/good", a.url))}},
     ]}
     turnout.aws("dynamodb", "batch-write-item", "--request-items", json.dumps(batch))
-    turnout.wait_for(lambda: {"metadata", "no-upstreams", "good"} <= set(turnout.statuses()),
-                     what="three statuses")
+    def settled() -> bool:
+        phases = {rid: s.get("phase") for rid, s in turnout.statuses().items()}
+        return all(phases.get(rid) not in (None, "PENDING")
+                   for rid in ("metadata", "no-upstreams", "good"))
+
+    turnout.wait_for(settled, what="three settled statuses")
 
     statuses = turnout.statuses()
     assert statuses["good"]["phase"] == "READY"
