@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-Header = tuple[str, str]
+from data_plane.headers import Header, last_header
 
 DEFAULT_REQUEST_TYPE = "application/json"
 ANY_TYPE = "*/*"
@@ -42,20 +42,12 @@ def matches(value: str, binary_media_types: Iterable[str]) -> bool:
 
 def request_is_binary(headers: Sequence[Header], binary_media_types: Sequence[str]) -> bool:
     """Whether a request body with these headers goes to the function base64-encoded."""
-    content_type = _last(headers, "content-type") or DEFAULT_REQUEST_TYPE
+    content_type = last_header(headers, "content-type") or DEFAULT_REQUEST_TYPE
     return matches(content_type, binary_media_types)
 
 
 def response_is_decoded(headers: Sequence[Header], binary_media_types: Sequence[str]) -> bool:
     """Whether a base64 result is decoded into bytes for a request with these headers."""
-    accept = _last(headers, "accept")
+    accept = last_header(headers, "accept")
     first = accept.split(",", 1)[0] if accept and accept.strip() else ANY_TYPE
     return matches(first, binary_media_types)
-
-
-def _last(headers: Sequence[Header], wanted: str) -> str | None:
-    found = None
-    for name, value in headers:
-        if name.lower() == wanted:
-            found = value
-    return found

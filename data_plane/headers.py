@@ -105,6 +105,15 @@ def response_headers_for_client(headers: Sequence[Header]) -> list[Header]:
     ]
 
 
+def last_header(headers: Sequence[Header], wanted: str) -> str | None:
+    """The value of the last ``wanted`` header (lower-case name), or None."""
+    found = None
+    for name, value in headers:
+        if name.lower() == wanted:
+            found = value
+    return found
+
+
 def authority(scheme: str, host: str, port: int | None) -> str:
     """``host[:port]`` for a ``Host`` header, leaving out the scheme's default port."""
     shown = f"[{host}]" if ":" in host else host

@@ -27,9 +27,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from data_plane.headers import strip_hop_by_hop
-
-Header = tuple[str, str]
+from data_plane.headers import Header, last_header, strip_hop_by_hop
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 """Lambda's limit for a synchronous invocation's response payload (and for its event)."""
@@ -98,10 +96,10 @@ def gateway_timeout() -> dict[str, Any]:
 def _as_text(headers: Sequence[Header], body: bytes | bytearray) -> str | None:
     if not body:
         return ""
-    encoding = _last(headers, "content-encoding")
+    encoding = last_header(headers, "content-encoding")
     if encoding is not None and encoding.strip().lower() not in ("", "identity"):
         return None
-    content_type = _last(headers, "content-type")
+    content_type = last_header(headers, "content-type")
     if content_type is None or not is_text_type(content_type):
         return None
     try:
@@ -117,11 +115,3 @@ def is_text_type(content_type: str) -> bool:
     if kind == "text":
         return True
     return subtype in _TEXT_SUBTYPES or subtype.endswith(("+json", "+xml"))
-
-
-def _last(headers: Sequence[Header], wanted: str) -> str | None:
-    found = None
-    for name, value in headers:
-        if name.lower() == wanted:
-            found = value
-    return found
