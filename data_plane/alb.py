@@ -47,9 +47,8 @@ from data_plane.alb_config import (
 from data_plane.gateway_config import GatewayConfig, Integration, MethodConfig
 from data_plane.gateway_responses import INTEGRATION_TIMEOUT, INTERNAL_SERVER_ERROR
 from data_plane.headers import Header, response_headers_for_client
-from data_plane.http_proxy import forwarded_headers, relay, upstream_request
+from data_plane.http_proxy import forwarded_headers, integration_url, relay, upstream_request
 from data_plane.integration_headers import mapped_headers, with_mapped_headers
-from data_plane.integration_uri import IntegrationUriError, render_upstream_url
 from data_plane.routing import Match
 from data_plane.transport import Transport, UpstreamError, UpstreamTimeout
 
@@ -133,18 +132,9 @@ class AlbIntegration:
         exchange: Exchange,
     ) -> web.StreamResponse:
         """Pass ``request`` through the ALB the integration names, and relay the answer."""
-        try:
-            url = render_upstream_url(
-                integration.uri,
-                stage_variables=config.stage_variables,
-                path_parameters=route.path_parameters,
-                request_parameters=integration.request_parameters,
-                raw_query=request.rel_url.raw_query_string,
-                headers=request.headers,
-            )
-        except IntegrationUriError as exc:
-            LOG.warning("request %s: integration of %s %s is unusable: %s",
-                        exchange.request_id, route.method, route.resource_path, exc)
+        url = integration_url(request, route=route, integration=integration, config=config,
+                              exchange=exchange)
+        if url is None:
             return INTERNAL_SERVER_ERROR.to_web_response()
         port = url.port or (443 if url.scheme == "https" else 80)
         listener = config.alb.listener(url.host, port)

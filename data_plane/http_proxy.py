@@ -29,7 +29,7 @@ from data_plane.gateway_responses import (
     INTERNAL_SERVER_ERROR,
 )
 from data_plane.headers import Header, request_headers_for_upstream, response_headers_for_client
-from data_plane.integration_uri import IntegrationUriError, render_upstream_url
+from data_plane.integration_uri import IntegrationUriError, UpstreamUrl, render_upstream_url
 from data_plane.routing import ANY_METHOD, Match
 from data_plane.transport import (
     Transport,
@@ -40,6 +40,30 @@ from data_plane.transport import (
 )
 
 LOG = logging.getLogger("turnout.gateway")
+
+
+def integration_url(
+    request: web.Request,
+    *,
+    route: Match[MethodConfig],
+    integration: Integration,
+    config: GatewayConfig,
+    exchange: Exchange,
+) -> UpstreamUrl | None:
+    """The integration's upstream URL for ``request``; None (logged) when its URI is unusable."""
+    try:
+        return render_upstream_url(
+            integration.uri,
+            stage_variables=config.stage_variables,
+            path_parameters=route.path_parameters,
+            request_parameters=integration.request_parameters,
+            raw_query=request.rel_url.raw_query_string,
+            headers=request.headers,
+        )
+    except IntegrationUriError as exc:
+        LOG.warning("request %s: integration of %s %s is unusable: %s",
+                    exchange.request_id, route.method, route.resource_path, exc)
+        return None
 
 
 class HttpProxyIntegration:
@@ -58,23 +82,9 @@ class HttpProxyIntegration:
         exchange: Exchange,
     ) -> web.StreamResponse:
         """Forward ``request`` upstream and relay the answer."""
-        try:
-            url = render_upstream_url(
-                integration.uri,
-                stage_variables=config.stage_variables,
-                path_parameters=route.path_parameters,
-                request_parameters=integration.request_parameters,
-                raw_query=request.rel_url.raw_query_string,
-                headers=request.headers,
-            )
-        except IntegrationUriError as exc:
-            LOG.warning(
-                "request %s: integration of %s %s is unusable: %s",
-                exchange.request_id,
-                route.method,
-                route.resource_path,
-                exc,
-            )
+        url = integration_url(request, route=route, integration=integration, config=config,
+                              exchange=exchange)
+        if url is None:
             return INTERNAL_SERVER_ERROR.to_web_response()
         exchange.upstream_host = url.authority
         async with AsyncExitStack() as stack:
