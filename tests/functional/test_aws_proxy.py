@@ -9,7 +9,7 @@ the REST API is written with boto3 the way the reconciler writes a proxy route.
 from __future__ import annotations
 
 import base64
-import http.client
+import functools
 import io
 import json
 import os
@@ -24,6 +24,10 @@ from data_plane.gateway_config import ConfigSource, apigateway_client
 from data_plane.local_gateway import LocalGateway
 from local_cloud.runtime import LocalCloud
 from tests.conftest import AwsEndpoint
+from tests.functional.gateway_client import call as gateway_call
+from tests.functional.gateway_client import values
+
+call = functools.partial(gateway_call, timeout=15)
 
 STAGE = "live"
 HERE = __name__
@@ -169,25 +173,6 @@ def gateway(aws_once: AwsEndpoint, cloud: LocalCloud) -> Iterator[LocalGateway]:
     yield server
     server.stop()
     source.stop()
-
-
-def call(gateway: LocalGateway, method: str, target: str, *, headers=(), body: bytes | None = None):
-    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=15)
-    try:
-        conn.putrequest(method, target, skip_accept_encoding=True)
-        for name, value in headers:
-            conn.putheader(name, value)
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
-        response = conn.getresponse()
-        return response.status, response.getheaders(), response.read()
-    finally:
-        conn.close()
-
-
-def values(headers, name: str) -> list[str]:
-    return [v for k, v in headers if k.lower() == name.lower()]
 
 
 # ---- tests ---------------------------------------------------------------------------------

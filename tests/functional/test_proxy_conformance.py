@@ -36,6 +36,7 @@ from data_plane.gateway_config import ConfigSource, apigateway_client
 from data_plane.local_gateway import LocalGateway
 from local_cloud.runtime import LocalCloud
 from tests.conftest import AwsEndpoint
+from tests.functional.gateway_client import call, values
 from tests.functional.test_proxy_support import (
     ROUTES_TABLE,
     STATE_TABLE,
@@ -222,21 +223,6 @@ def gateway(aws_server: AwsEndpoint, httpbin_url: str, bulk_url: str) -> Iterato
     cloud.stop()
 
 
-def call(gateway: LocalGateway, method: str, target: str, *, headers=(), body: bytes | None = None):
-    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=20)
-    try:
-        conn.putrequest(method, target, skip_accept_encoding=True)
-        for name, value in headers:
-            conn.putheader(name, value)
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
-        response = conn.getresponse()
-        return response.status, response.getheaders(), response.read()
-    finally:
-        conn.close()
-
-
 def direct(url: str, target: str, **kwargs):
     """The same request sent to httpbin itself, for comparison."""
     host, port = url.removeprefix("http://").split(":")
@@ -247,10 +233,6 @@ def direct(url: str, target: str, **kwargs):
         return response.status, response.getheaders(), response.read()
     finally:
         conn.close()
-
-
-def values(headers, name: str) -> list[str]:
-    return [v for k, v in headers if k.lower() == name.lower()]
 
 
 @pytest.mark.parametrize("mode", MODES)
