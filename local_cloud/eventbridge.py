@@ -2,8 +2,11 @@
 
 moto matches the event against the rule (its own ``EventPattern``) and hands each Step
 Functions or Lambda target to :class:`EventTargetDispatcher` (see :mod:`local_cloud.patches`).
-The dispatcher delivers from a worker thread, because EventBridge is asynchronous: ``PutEvents``
-returns before the targets run.
+The dispatcher delivers from a pool of worker threads, because EventBridge is asynchronous
+(``PutEvents`` returns before the targets run) and delivers to many targets at once: one slow
+target (a Lambda function that runs for seconds) must not hold up the others, and the events of
+a burst (every route's alarms changing together) reach their targets side by side, in no
+guaranteed order, as on AWS.
 
 - Step Functions: ``StartExecution`` with a deterministic name derived from the event id, the
   rule and the target, so a repeated delivery of the same event starts nothing new.
@@ -84,14 +87,20 @@ def execution_name(event_id: str, rule_arn: str, target_id: str) -> str:
     return f"{event_id}-{digest}"[:_MAX_EXECUTION_NAME]
 
 
+DEFAULT_WORKERS = 8
+"""Deliveries made at once."""
+
+
 class EventTargetDispatcher:
-    """Delivers matched events to Step Functions and Lambda targets from a worker thread.
+    """Delivers matched events to Step Functions and Lambda targets from ``workers`` threads.
 
     ``delivered`` counts the deliveries finished (made or failed) so far.
     """
 
     def __init__(self, endpoint_url: str, functions: FunctionRuntime, *,
-                 region: str = "us-east-1") -> None:
+                 region: str = "us-east-1", workers: int = DEFAULT_WORKERS) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
         self._functions = functions
         self._stepfunctions = aws_client("stepfunctions", endpoint_url=endpoint_url,
                                          region=region, attempts=1)
@@ -99,21 +108,27 @@ class EventTargetDispatcher:
         self._pending = 0
         self.delivered = 0
         self._pending_lock = threading.Condition()
-        self._worker: threading.Thread | None = None
+        self._workers_wanted = workers
+        self._workers: list[threading.Thread] = []
 
     def start(self) -> None:
-        """Start the worker thread (idempotent)."""
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._run, name="eventbridge-targets",
-                                            daemon=True)
-            self._worker.start()
+        """Start the worker threads (idempotent)."""
+        if not self._workers:
+            self._workers = [
+                threading.Thread(target=self._run, name=f"eventbridge-targets-{n}", daemon=True)
+                for n in range(self._workers_wanted)
+            ]
+            for worker in self._workers:
+                worker.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Finish the queued deliveries (up to ``timeout``) and stop (idempotent)."""
-        worker, self._worker = self._worker, None
-        if worker is not None:
+        """Finish the queued deliveries (up to ``timeout`` in all) and stop (idempotent)."""
+        workers, self._workers = self._workers, []
+        for _ in workers:
             self._queue.put(None)
-            worker.join(timeout)
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
 
     def deliver(self, rule: RuleRef, target: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         """Queue one event for one target; returns at once."""

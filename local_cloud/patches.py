@@ -57,6 +57,20 @@ are always on.
    query, each over the datapoints of that query's metric only (an index kept alongside
    moto's list, which moto only appends to). The index selects a superset of what moto's
    filter keeps, so the answers are moto's.
+
+8. **One parse per state-machine definition** (``AmazonStateLanguageParser.parse``). moto's
+   interpreter lexes and parses the definition (ANTLR, pure Python) at the start of every
+   execution: about a sixth of the local cloud's CPU while a burst of alarms starts a burst of
+   failover workflows. With the patch the parse tree of a definition is kept (it is only read
+   afterwards) and every call still builds fresh evaluation components from it, so no state is
+   shared between executions.
+
+9. **Per-request and per-task set-up costs** (``backends.list_of_moto_modules``,
+   ``boto_client_for``). moto's server lists its own package directory (a ``listdir`` and a
+   ``stat`` per service) on every request to find the backend, and the state-machine
+   interpreter builds a new boto3 client for every Task state. With the patch the directory is
+   listed once and each (region, service) client is built once and shared (boto3 clients are
+   thread-safe; moto gives every one the same dummy credentials).
 """
 
 from __future__ import annotations
@@ -141,6 +155,8 @@ def apply_patches() -> None:
         _patch_state_machine_stack_resources()
         _patch_elb_ip_target_ports()
         _patch_metric_data_queries()
+        _patch_definition_parsing()
+        _patch_setup_costs()
         _applied = True
 
 
@@ -396,3 +412,71 @@ class _MetricIndex:
         if dims:  # moto then matches name and dimensions (whatever the namespace)
             return list(self.by_dimensions.get((metric["MetricName"], dims), ()))
         return list(self.by_name.get((metric["Namespace"], metric["MetricName"]), ()))
+
+
+PARSE_TREES_KEPT = 64
+"""Distinct state-machine definitions whose parse trees are kept."""
+
+
+def _patch_definition_parsing() -> None:
+    from functools import lru_cache
+
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    original = asl_parser.AmazonStateLanguageParser.parse
+
+    @lru_cache(maxsize=PARSE_TREES_KEPT)
+    def tree_of(definition: str) -> Any:
+        return original(definition)[1]  # raises ASLParserException: nothing is cached
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        tree = tree_of(definition)
+        return Preprocessor().visit(tree), tree
+
+    asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)
+
+
+_TASK_SERVICE_MODULES = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
+    "state_task_service_dynamodb",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
+    "state_task_service_events",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sns",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
+    "state_task_service_aws_sdk",
+)
+
+
+def _patch_setup_costs() -> None:
+    import importlib
+
+    from moto import backends
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+
+    original = boto_client.boto_client_for
+    clients: dict[tuple, Any] = {}
+    clients_lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        from moto.core.models import botocore_stubber
+        from moto.settings import moto_server_port
+
+        key = (region, service, botocore_stubber.enabled, moto_server_port())
+        with clients_lock:
+            client = clients.get(key)
+            if client is None:
+                client = clients[key] = original(region, service, state_credentials)
+            return client
+
+    boto_client.boto_client_for = boto_client_for
+    for name in _TASK_SERVICE_MODULES:
+        module = importlib.import_module(name)
+        if getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = boto_client_for
