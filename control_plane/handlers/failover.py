@@ -32,6 +32,7 @@ from control_plane.adapters.elb import ElbAdapter
 from control_plane.adapters.failover_store import FailoverStore, RouteState, Switch
 from control_plane.adapters.traffic_switch import ListenerWeights, StageVariables
 from control_plane.errors import GatewayError, InvalidRouteError, PermanentError, TransientError
+from control_plane.handlers.warm import Warm
 from control_plane.model.failover import AuditEntry, completed_event, iso
 from control_plane.model.item import to_item
 from control_plane.model.route import NAME_PATTERN, Route
@@ -306,14 +307,7 @@ def default_tasks() -> Tasks:
 
 
 def make_handler(tasks: Callable[[], Tasks]) -> Callable[[dict, Any], dict]:
-    cache: dict[tuple, Tasks] = {}
-
-    def current() -> Tasks:
-        key = tuple(sorted(Settings.from_env().model_dump().items()))
-        if key not in cache:
-            cache.clear()
-            cache[key] = tasks()
-        return cache[key]
+    current = Warm(tasks, key=lambda: tuple(sorted(Settings.from_env().model_dump().items()))).get
 
     def handler(event: dict, context: Any) -> dict:
         task = event.get("task")

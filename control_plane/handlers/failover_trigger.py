@@ -39,6 +39,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from control_plane.adapters.aws_errors import error_code, translate
 from control_plane.handlers.failover import initial_state
+from control_plane.handlers.warm import Warm
 from control_plane.model.health_signals import parse_alarm_name
 from control_plane.plan.alarms import TAG_ROUTE, TAG_UPSTREAM
 from control_plane.settings import environ
@@ -192,15 +193,11 @@ def default_starter() -> Starter:
 
 
 def make_handler(starter: Callable[[], Starter]) -> Callable[[dict, Any], dict]:
-    cache: dict[tuple, Starter] = {}
+    current = Warm(starter, key=lambda: (environ().get("FAILOVER_STATE_MACHINE_ARN"),
+                                         environ().get("AWS_ENDPOINT_URL")))
 
     def handler(event: dict, context: Any) -> dict:
-        env = environ()
-        key = (env.get("FAILOVER_STATE_MACHINE_ARN"), env.get("AWS_ENDPOINT_URL"))
-        if key not in cache:
-            cache.clear()
-            cache[key] = starter()
-        return cache[key].start(event)
+        return current.get().start(event)
 
     return handler
 

@@ -26,6 +26,7 @@ from control_plane.adapters.cloudwatch import MetricsApi
 from control_plane.adapters.events import EventPublisher
 from control_plane.adapters.health_store import HealthStore
 from control_plane.adapters.route_documents import scan_routes
+from control_plane.handlers.warm import Warm
 from control_plane.health.metrics import ApiSink, EmfSink, MetricSink, metrics_mode
 from control_plane.health.prober import Prober, ProberSettings
 from control_plane.health.reporter import Reporter
@@ -78,15 +79,8 @@ def make_handler(dependencies: Callable[[], ProbeDependencies],
                  prober_settings: Callable[[Settings], ProberSettings] | None = None,
                  ) -> Callable[[dict, object], dict]:
     """Build the handler around a way to get its dependencies (built once, then reused)."""
-    cache: dict[tuple, ProbeDependencies] = {}
-
-    def current() -> ProbeDependencies:
-        settings = Settings.from_env()
-        key = (tuple(sorted(settings.model_dump().items())), metrics_mode(environ()))
-        if key not in cache:
-            cache.clear()
-            cache[key] = dependencies()
-        return cache[key]
+    current = Warm(dependencies, key=lambda: (
+        tuple(sorted(Settings.from_env().model_dump().items())), metrics_mode(environ()))).get
 
     def options(settings: Settings) -> ProberSettings:
         if prober_settings is not None:

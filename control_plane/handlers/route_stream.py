@@ -32,6 +32,7 @@ from control_plane.adapters.events import EventPublisher
 from control_plane.adapters.route_store import RouteStore
 from control_plane.adapters.throttle import CallCounter, TokenBucket, attach, is_write
 from control_plane.errors import TransientError
+from control_plane.handlers.warm import Warm
 from control_plane.model.egress import system_resolver
 from control_plane.reconcile.reconciler import ReconcileSession
 from control_plane.reconcile.registry import build_components
@@ -81,15 +82,8 @@ def default_dependencies() -> Dependencies:
 
 def make_handler(dependencies: Callable[[], Dependencies]) -> Callable[[dict, object], dict]:
     """Build the stream handler around a way to get its dependencies (built once, then reused)."""
-    cache: dict[tuple, Dependencies] = {}
-
-    def current() -> Dependencies:
-        settings = Settings.from_env()
-        key = tuple(sorted(settings.model_dump().items()))
-        if key not in cache:
-            cache.clear()
-            cache[key] = dependencies()
-        return cache[key]
+    current = Warm(dependencies,
+                   key=lambda: tuple(sorted(Settings.from_env().model_dump().items()))).get
 
     def new_session(deps: Dependencies) -> ReconcileSession:
         return ReconcileSession(
