@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import faulthandler
 import signal
 import socket
 import sys
@@ -90,6 +91,8 @@ def run_up(args: argparse.Namespace) -> int:
     gateway = None
     source = None
     signal.signal(signal.SIGTERM, _interrupt)  # during start-up, as Ctrl-C does
+    # `kill -USR1 <pid>` prints every thread's stack to stderr (for a gateway that seems stuck).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         try:
             outputs = cloud.start()
@@ -122,7 +125,10 @@ def run_up(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         _banner(cloud.endpoint_url, gateway.url, outputs, args, time.monotonic() - started)
-        stop.wait()
+        # Woken twice a second: a signal the kernel hands to another thread only runs its
+        # Python handler once the main thread executes again.
+        while not stop.wait(0.5):
+            pass
         _say("stopping")
     finally:
         if gateway is not None:

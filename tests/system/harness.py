@@ -77,7 +77,8 @@ class Turnout:
         )
         self.output: list[str] = []
         self._ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         if not self._ready.wait(120):
             self.stop()
             raise AssertionError("turnout up did not become ready:\n" + "".join(self.output))
@@ -133,8 +134,11 @@ class Turnout:
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGUSR1)  # every thread's stack, into the output
+                time.sleep(2)
                 self.proc.kill()
                 self.proc.wait()
+        self._reader.join(5)  # the last lines, for the caller's messages
         return self.proc.returncode
 
 
