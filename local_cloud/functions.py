@@ -10,8 +10,12 @@ functions can run side by side in one process.
 What Lambda would do and this runtime does too: the result goes through JSON (a value that does
 not serialise is a ``Runtime.MarshalError``), an exception becomes ``FunctionError: Unhandled``
 with Lambda's ``errorMessage`` / ``errorType`` / ``stackTrace`` payload, and a call that outlives
-the function's ``Timeout`` fails with ``Sandbox.Timedout``. What it cannot do: stop a handler
-that overran its timeout (the thread finishes in the background).
+the function's ``Timeout`` fails with ``Sandbox.Timedout``; a function's reserved concurrency
+(``ReservedConcurrentExecutions``) caps how many of its invocations run at once: a synchronous
+``Invoke`` beyond it is throttled (``TooManyRequestsException``), an asynchronous, stream or
+EventBridge invocation waits for a free slot, as Lambda's retries of those would. What it
+cannot do: stop a handler that overran its timeout (the thread finishes in the background and
+holds its concurrency slot until then, so two runs of a function reserved to one never overlap).
 """
 
 from __future__ import annotations
@@ -59,6 +63,14 @@ class FunctionError(Exception):
         return body
 
 
+class FunctionThrottled(FunctionError):
+    """Every slot of the function's reserved concurrency is taken (Lambda answers 429)."""
+
+    def __init__(self, function_name: str, reserved: int) -> None:
+        super().__init__(function_name, "TooManyRequestsException", "Rate Exceeded.")
+        self.reserved = reserved
+
+
 @dataclass(frozen=True)
 class FunctionConfiguration:
     """What the runtime needs from ``GetFunctionConfiguration``."""
@@ -70,9 +82,13 @@ class FunctionConfiguration:
     timeout_seconds: float
     memory_mb: int
     environment: Mapping[str, str]
+    reserved_concurrency: int | None = None
+    """``ReservedConcurrentExecutions``; None: only the account's limit."""
 
     @classmethod
-    def from_api(cls, response: Mapping[str, Any]) -> FunctionConfiguration:
+    def from_api(cls, response: Mapping[str, Any],
+                 concurrency: Mapping[str, Any] | None = None) -> FunctionConfiguration:
+        reserved = (concurrency or {}).get("ReservedConcurrentExecutions")
         return cls(
             name=response["FunctionName"],
             arn=response["FunctionArn"],
@@ -81,6 +97,7 @@ class FunctionConfiguration:
             timeout_seconds=float(response.get("Timeout") or 3),
             memory_mb=int(response.get("MemorySize") or 128),
             environment=dict((response.get("Environment") or {}).get("Variables") or {}),
+            reserved_concurrency=None if reserved is None else int(reserved),
         )
 
     @property
@@ -148,6 +165,7 @@ class FunctionRuntime:
         self._handlers: dict[str, Callable[[Any, LambdaContext], Any]] = {}
         self._handlers_lock = threading.Lock()
         self._configurations: dict[tuple[str, str | None], tuple[float, FunctionConfiguration]] = {}
+        self._slots = _ConcurrencySlots()
 
     CONFIGURATION_TTL_SECONDS = 1.0
 
@@ -162,12 +180,20 @@ class FunctionRuntime:
         kwargs = {"FunctionName": function_name}
         if qualifier:
             kwargs["Qualifier"] = qualifier
-        config = FunctionConfiguration.from_api(self._lambda.get_function_configuration(**kwargs))
+        function = self._lambda.get_function(**kwargs)
+        config = FunctionConfiguration.from_api(function["Configuration"],
+                                                function.get("Concurrency"))
         self._configurations[key] = (now, config)
         return config
 
-    def invoke(self, function_name: str, event: Any, *, qualifier: str | None = None) -> Any:
-        """Run the function with ``event``; its JSON result, or :class:`FunctionError`."""
+    def invoke(self, function_name: str, event: Any, *, qualifier: str | None = None,
+               wait_for_capacity: bool = True) -> Any:
+        """Run the function with ``event``; its JSON result, or :class:`FunctionError`.
+
+        At the function's reserved concurrency the call waits for a free slot, or with
+        ``wait_for_capacity=False`` (a synchronous ``Invoke``) fails with
+        :class:`FunctionThrottled`.
+        """
         try:
             config = self.configuration(function_name, qualifier)
         except ClientError as exc:
@@ -175,7 +201,9 @@ class FunctionRuntime:
             raise FunctionError(function_name, error.get("Code", "ResourceNotFoundException"),
                                 error.get("Message", str(exc))) from exc
         try:
-            result = self._run(config, event)
+            result = self._run(config, event, wait_for_capacity=wait_for_capacity)
+        except FunctionThrottled:
+            raise
         except FunctionError as error:
             self._notify(config.name, error)
             raise
@@ -183,9 +211,13 @@ class FunctionRuntime:
         return result
 
     def invoke_payload(
-        self, function_name: str, payload: bytes | str | None, *, qualifier: str | None = None
+        self, function_name: str, payload: bytes | str | None, *, qualifier: str | None = None,
+        wait_for_capacity: bool = True,
     ) -> InvocationResult:
-        """The Invoke API: a JSON payload in, a JSON payload (and maybe an error) out."""
+        """The Invoke API: a JSON payload in, a JSON payload (and maybe an error) out.
+
+        :class:`FunctionThrottled` is raised, not returned: Lambda answers it as an API error.
+        """
         try:
             event = json.loads(payload) if payload else {}
         except (ValueError, UnicodeDecodeError):
@@ -193,13 +225,17 @@ class FunctionRuntime:
                                   "Could not parse request body into json")
             return InvocationResult(json.dumps(error.payload).encode(), "Unhandled")
         try:
-            result = self.invoke(function_name, event, qualifier=qualifier)
+            result = self.invoke(function_name, event, qualifier=qualifier,
+                                 wait_for_capacity=wait_for_capacity)
+        except FunctionThrottled:
+            raise
         except FunctionError as error:
             return InvocationResult(json.dumps(error.payload).encode(), "Unhandled")
         return InvocationResult(json.dumps(result).encode())
 
-    def _run(self, config: FunctionConfiguration, event: Any) -> Any:
+    def _run(self, config: FunctionConfiguration, event: Any, *, wait_for_capacity: bool) -> Any:
         handler = self._handler(config)
+        self._slots.acquire(config.name, config.reserved_concurrency, wait=wait_for_capacity)
         request_id = str(uuid.uuid4())
         deadline = time.monotonic() + config.timeout_seconds
         context = LambdaContext(config, request_id=request_id, deadline=deadline)
@@ -220,13 +256,18 @@ class FunctionRuntime:
                 )
             finally:
                 function_environment.reset(token)
+                self._slots.release(config.name)
                 done.set()
 
         caller_context = contextvars.copy_context()
         worker = threading.Thread(
             target=caller_context.run, args=(call,), name=f"lambda:{config.name}", daemon=True
         )
-        worker.start()
+        try:
+            worker.start()
+        except BaseException:
+            self._slots.release(config.name)
+            raise
         if not done.wait(config.timeout_seconds):
             raise FunctionError(
                 config.name, "Sandbox.Timedout",
@@ -268,6 +309,27 @@ class FunctionRuntime:
             self.on_invocation(function_name, outcome)
         except Exception:  # noqa: BLE001 - a listener must not fail the invocation
             log.exception("invocation listener failed after %s", function_name)
+
+
+class _ConcurrencySlots:
+    """Invocations running per function, held to each function's reserved concurrency."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running: dict[str, int] = {}
+
+    def acquire(self, function_name: str, reserved: int | None, *, wait: bool) -> None:
+        with self._changed:
+            while reserved is not None and self._running.get(function_name, 0) >= reserved:
+                if not wait or reserved == 0:  # 0 stops the function: nothing would free a slot
+                    raise FunctionThrottled(function_name, reserved)
+                self._changed.wait()
+            self._running[function_name] = self._running.get(function_name, 0) + 1
+
+    def release(self, function_name: str) -> None:
+        with self._changed:
+            self._running[function_name] -= 1
+            self._changed.notify_all()
 
 
 def _import_handler(function_name: str, handler: str) -> Callable[[Any, LambdaContext], Any]:

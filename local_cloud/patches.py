@@ -76,6 +76,7 @@ are always on.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -92,8 +93,10 @@ class LambdaInvoker(Protocol):
     """What the Invoke patch needs from the function runtime."""
 
     def invoke_payload(self, function_name: str, payload: bytes | str | None, *,
-                       qualifier: str | None = None) -> Any:
-        """Return an object with ``payload: bytes`` and ``function_error: str | None``."""
+                       qualifier: str | None = None, wait_for_capacity: bool = True) -> Any:
+        """Return an object with ``payload: bytes`` and ``function_error: str | None``; raise
+        an exception with ``reserved`` when the function's reserved concurrency is used up and
+        ``wait_for_capacity`` is false."""
 
 
 @dataclass(frozen=True)
@@ -193,11 +196,29 @@ def _serve_invoke(invoker: LambdaInvoker, function_name: str, qualifier: str | N
         )
         worker.start()
         return b""
-    result = invoker.invoke_payload(function_name, body, qualifier=qualifier)
+    try:
+        result = invoker.invoke_payload(function_name, body, qualifier=qualifier,
+                                        wait_for_capacity=False)
+    except Exception as exc:
+        if getattr(exc, "reserved", None) is None:
+            raise
+        raise _throttled() from exc
     if result.function_error:
         response_headers["x-amz-function-error"] = result.function_error
     response_headers["x-amz-executed-version"] = "$LATEST"
     return result.payload
+
+
+def _throttled() -> Exception:
+    """Lambda's answer to a synchronous Invoke beyond the function's reserved concurrency."""
+    from moto.core.exceptions import JsonRESTError
+
+    error = JsonRESTError("TooManyRequestsException", "Rate Exceeded.")
+    error.code = 429
+    error.description = json.dumps({
+        "__type": "TooManyRequestsException", "message": "Rate Exceeded.",
+        "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded", "Type": "User"})
+    return error
 
 
 def _invoke_in_background(invoker: LambdaInvoker, function_name: str, qualifier: str | None,

@@ -27,6 +27,7 @@ def forget() -> None:
     with _lock:
         CALLS.clear()
         _seen.clear()
+        MOST_AT_ONCE.clear()
 
 
 def received(function_name: str) -> list[Any]:
@@ -104,3 +105,22 @@ def sleep(event: dict[str, Any], context: Any) -> str:
     _note(context, event)
     time.sleep(float(event["seconds"]))
     return "awake"
+
+
+_running: dict[str, int] = defaultdict(int)
+MOST_AT_ONCE: dict[str, int] = defaultdict(int)
+
+
+def overlap(event: dict[str, Any], context: Any) -> str:
+    """Sleep ``event["seconds"]``, counting in :data:`MOST_AT_ONCE` how many ran at once."""
+    name = context.function_name
+    with _lock:
+        _running[name] += 1
+        MOST_AT_ONCE[name] = max(MOST_AT_ONCE[name], _running[name])
+    try:
+        time.sleep(float(event.get("seconds", 0.2)))
+    finally:
+        with _lock:
+            _running[name] -= 1
+    _note(context, event)
+    return "done"

@@ -21,6 +21,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from local_cloud.emulator import Emulator, EmulatorError
 from local_cloud.runtime import LocalCloud
@@ -309,6 +310,40 @@ def test_handler_running_past_its_timeout_fails_as_timed_out(aws, cloud):
     payload = json.loads(response["Payload"].read())
     assert payload["errorType"] == "Sandbox.Timedout"
     assert "Task timed out after 1.00 seconds" in payload["errorMessage"]
+
+
+def test_reserved_concurrency_queues_background_invocations_and_throttles_synchronous_ones(
+        aws, cloud):
+    _function(aws, "single", "overlap", Timeout=30)
+    lambda_ = aws.client("lambda")
+    lambda_.put_function_concurrency(FunctionName="single", ReservedConcurrentExecutions=1)
+
+    def in_background(n: int, seconds: float) -> None:
+        lambda_.invoke(FunctionName="single", InvocationType="Event",
+                       Payload=json.dumps({"n": n, "seconds": seconds}))
+
+    in_background(0, 1.5)
+    _wait_for(lambda: sample_handlers.MOST_AT_ONCE["single"] == 1)
+    for n in (1, 2, 3):
+        in_background(n, 0.2)
+    with pytest.raises(ClientError) as throttled:  # the first still runs: no room for a caller
+        lambda_.invoke(FunctionName="single", Payload=json.dumps({"n": "sync"}))
+
+    error = throttled.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert error["Error"]["Code"] == "TooManyRequestsException"
+    _wait_for(lambda: len(sample_handlers.received("single")) == 4)
+    assert sorted(e["n"] for e in sample_handlers.received("single")) == [0, 1, 2, 3]
+    assert sample_handlers.MOST_AT_ONCE["single"] == 1
+
+
+def test_without_reserved_concurrency_invocations_run_side_by_side(aws, cloud):
+    _function(aws, "many", "overlap", Timeout=30)
+    for n in range(4):
+        aws.client("lambda").invoke(FunctionName="many", InvocationType="Event",
+                                    Payload=json.dumps({"n": n, "seconds": 0.5}))
+    _wait_for(lambda: len(sample_handlers.received("many")) == 4)
+    assert sample_handlers.MOST_AT_ONCE["many"] > 1
 
 
 def test_aws_cli_lambda_invoke_gets_the_handler_payload(aws, cloud, tmp_path: Path):
