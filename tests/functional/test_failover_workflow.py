@@ -8,10 +8,14 @@ One deployment serves the module; each test has its own route.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+from botocore.awsrequest import AWSResponse
+from urllib3 import HTTPResponse
 
 from tests.functional.failover_stack import FailoverStack, failover_stack
 
@@ -468,3 +472,72 @@ def test_failure_inside_the_switch_announces_failover_failed_and_releases_the_lo
     record = stack.item("broken", "failover")
     assert "lock_owner" not in record and "pending_since" not in record
     assert "Failover Completed" not in [e["detail-type"] for e in events_of(stack, "broken")]
+
+
+@contextmanager
+def audit_writes_denied(stack: FailoverStack, route_id: str) -> Iterator[list[str]]:
+    """The state machine may not ``PutItem`` the route's items (its only ``PutItem`` is the
+    audit item): AccessDenied, as IAM answers a role without that action.
+
+    The hook sits on the DynamoDB client moto's Step Functions interpreter sends its tasks
+    through; the tables and every other call stay real. Yields the refused item kinds.
+    """
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    refused: list[str] = []
+
+    def deny(request, **kwargs):
+        body = json.loads(request.body or b"{}")
+        item = body.get("Item") or {}
+        if (body.get("TableName") == stack.state_table
+                and item.get("route_id", {}).get("S") == route_id):
+            refused.append(item["kind"]["S"])
+            message = (f"User: arn:aws:sts::123456789012:assumed-role/turnout-failover/{route_id}"
+                       " is not authorized to perform: dynamodb:PutItem")
+            payload = json.dumps({"__type": "com.amazon.coral.service#AccessDeniedException",
+                                  "message": message}).encode()
+            return AWSResponse(request.url, 400, {
+                "x-amzn-RequestId": "denied", "Content-Type": "application/x-amz-json-1.0"},
+                HTTPResponse(body=io.BytesIO(payload), status=400, preload_content=False))
+        return None
+
+    interpreter = boto_client_for(stack.aws.region, "dynamodb")
+    interpreter.meta.events.register("before-send.dynamodb.PutItem", deny)
+    try:
+        yield refused
+    finally:
+        interpreter.meta.events.unregister("before-send.dynamodb.PutItem", deny)
+
+
+def test_audit_write_failing_after_the_switch_announces_it_and_ends_switched_not_audited(stack):
+    stack.serve(route("unaudited"))
+    primary_down(stack, "unaudited")
+
+    with audit_writes_denied(stack, "unaudited") as refused:
+        stack.alarm("unaudited", "primary", "ALARM")
+        [execution] = executions_of(stack, "unaudited")
+
+    assert refused and all(kind.startswith("failover#") for kind in refused)
+    assert stack.stage_variables()["unaudited"] == "unaudited-b.example/v2"  # traffic moved
+    assert stack.status("unaudited")["active_upstream"] == "backup"
+    assert stack.audit("unaudited") == []
+    assert [e["detail-type"] for e in events_of(stack, "unaudited")] == [
+        "Failover Started", "Failover Completed"]  # never "Failover Failed"
+    completed = events_of(stack, "unaudited")[-1]["detail"]
+    assert (completed["from_upstream"], completed["to_upstream"]) == ("primary", "backup")
+    assert execution["status"] == "FAILED"  # an alarm on failed executions still fires
+    assert execution["error"] == "SwitchedNotAudited"
+    assert "audit item could not be written" in execution["cause"]
+    [ending] = [json.loads(e["stateEnteredEventDetails"]["input"])
+                for e in stack.history(execution["executionArn"])
+                if e.get("stateEnteredEventDetails", {}).get("name") == "SwitchedNotAudited"]
+    assert ending["audit_error"]["Error"] == "DynamoDB.AccessDeniedException"
+    assert "lock_owner" not in stack.item("unaudited", "failover")
+
+    stack.set_health("unaudited", "primary", True, successes=3)  # the lock is free: switch back
+    arn = stack.start_manual("unaudited", "primary")
+    [back] = [e for e in executions_of(stack, "unaudited") if e["executionArn"] == arn]
+    assert back["status"] == "SUCCEEDED", back.get("cause")
+    assert stack.stage_variables()["unaudited"] == "unaudited-a.example"
+    [audit] = stack.audit("unaudited")
+    assert (audit["from_upstream"], audit["to_upstream"]) == ("backup", "primary")
