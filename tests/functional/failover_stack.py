@@ -311,3 +311,13 @@ def failover_stack(aws, tmp_path: Path) -> Iterator[FailoverStack]:
 
 def deserialize(item: dict) -> dict:
     return TypeDeserializer().deserialize({"M": item})
+
+
+def interpreter_events(service: str, region: str):
+    """The event system of the client moto's Step Functions interpreter sends its ``service``
+    tasks through (one per region and service, see :mod:`local_cloud.patches`): a botocore
+    hook registered there sees exactly the workflow's own calls."""
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    patches.apply_patches()  # from here on the interpreter's clients are the shared ones
+    return boto_client.boto_client_for(region, service).meta.events

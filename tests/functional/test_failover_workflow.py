@@ -17,7 +17,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from urllib3 import HTTPResponse
 
-from tests.functional.failover_stack import FailoverStack, failover_stack
+from tests.functional.failover_stack import FailoverStack, failover_stack, interpreter_events
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -482,8 +482,6 @@ def audit_writes_denied(stack: FailoverStack, route_id: str) -> Iterator[list[st
     The hook sits on the DynamoDB client moto's Step Functions interpreter sends its tasks
     through; the tables and every other call stay real. Yields the refused item kinds.
     """
-    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
-
     refused: list[str] = []
 
     def deny(request, **kwargs):
@@ -501,12 +499,12 @@ def audit_writes_denied(stack: FailoverStack, route_id: str) -> Iterator[list[st
                 HTTPResponse(body=io.BytesIO(payload), status=400, preload_content=False))
         return None
 
-    interpreter = boto_client_for(stack.aws.region, "dynamodb")
-    interpreter.meta.events.register("before-send.dynamodb.PutItem", deny)
+    events = interpreter_events("dynamodb", stack.aws.region)
+    events.register("before-send.dynamodb.PutItem", deny)
     try:
         yield refused
     finally:
-        interpreter.meta.events.unregister("before-send.dynamodb.PutItem", deny)
+        events.unregister("before-send.dynamodb.PutItem", deny)
 
 
 def test_audit_write_failing_after_the_switch_announces_it_and_ends_switched_not_audited(stack):

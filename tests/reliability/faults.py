@@ -26,14 +26,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
-
 from control_plane.model.item import from_item, to_item
 from control_plane.plan.apigateway import stage_variable_name
 from local_cloud import patches
 from local_cloud.emulator import Emulator
 from local_cloud.runtime import LocalCloud
-from tests.functional.failover_stack import FailoverStack, failover_stack
+from tests.functional.failover_stack import FailoverStack, failover_stack, interpreter_events
 from tests.reliability import fault_handlers
 from tests.reliability.fault_handlers import FAULTS, state_table_down, unavailable
 
@@ -245,14 +243,6 @@ def failover_route(route_id: str) -> dict:
     }
 
 
-def _interpreter_events():
-    """The event system of the clients moto's Step Functions interpreter makes (boto3's
-    default session, pointed at ``localhost:$MOTO_PORT``)."""
-    if boto3.DEFAULT_SESSION is None:
-        boto3.setup_default_session()
-    return boto3.DEFAULT_SESSION.events
-
-
 def _from_interpreter(request) -> bool:
     return request.url.startswith("http://localhost:")
 
@@ -295,7 +285,7 @@ def run_failover_outage(aws, tmp_path: Path, *, outage_seconds: float = 15.0
         return None
 
     table = {"name": ""}
-    events = _interpreter_events()
+    events = interpreter_events("dynamodb", aws.region)
     with failover_stack(aws, tmp_path) as stack:
         table["name"] = stack.state_table
         stack.serve(failover_route("outage"))
@@ -337,7 +327,7 @@ def run_lock_expiry(aws, tmp_path: Path) -> tuple[FailoverFaultReport, FailoverF
             held.set()
             release.wait(60)
 
-    events = _interpreter_events()
+    events = interpreter_events("lambda", aws.region)
     with failover_stack(aws, tmp_path) as stack:
         stack.serve(failover_route("locked"))
         stack.set_health("locked", "primary", False, failures=2)
