@@ -13,6 +13,7 @@ Modules, from pure to wired:
 ``retry_policy``     whether a failed try may be repeated on the next upstream
 ``outlier``          passive outlier detection (consecutive failures -> ejection)
 ``latency``          recent first-byte latencies per upstream (the hedging delay)
+``retry_budget``     per route, how many hedges and retries may start (extra load bounded)
 ``proxy_result``     the upstream's answer, or an error, as a Lambda proxy result
 ``http_client``      the only module that opens sockets (pooled, egress-checked)
 ``credentials``      ``upstream_auth`` header values from Secrets Manager, cached

@@ -19,6 +19,12 @@ out ejects its upstream at once; one that another upstream beat after its hedgin
 as a failure) and its first-byte time to the :class:`~data_plane.proxy.latency.LatencyTracker`
 the hedging delay is derived from.
 
+Hedges and retries, except retries after a connect failure, are spent from the route's
+:class:`~data_plane.proxy.retry_budget.RetryBudget`. When it refuses a hedge, the request keeps
+waiting on its current try and the hedge is asked for again one hedging delay later; when it
+refuses a retry, the request ends as if it had no tries left. A planned try the budget kept from
+starting is reported with the outcome ``budget``.
+
 What the client gets: the first answer that is not a retried 5xx; when every try failed, the
 last 5xx answer an upstream gave if there was one, else 504 if the last try timed out and 502
 otherwise; 502 with its own message when the answer is too large for a Lambda proxy result.
@@ -59,7 +65,9 @@ from data_plane.proxy.proxy_result import (
     response_too_large,
 )
 from data_plane.proxy.request_headers import upstream_headers
+from data_plane.proxy.retry_budget import RetryBudget
 from data_plane.proxy.retry_policy import (
+    HEDGE_FLOOR_SECONDS,
     HEDGE_PERCENTILE,
     Failure,
     TryTimeouts,
@@ -72,6 +80,8 @@ Clock = Callable[[], float]
 Key = tuple[str, str, str]
 Outcome = UpstreamReply | UpstreamError
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+OVER_BUDGET = "budget"
+"""The outcome of a planned try the retry budget kept from starting."""
 
 _tries_executor: ThreadPoolExecutor | None = None
 _tries_executor_lock = threading.Lock()
@@ -88,7 +98,8 @@ def shared_executor() -> ThreadPoolExecutor:
 
 @dataclass(frozen=True)
 class Try:
-    """One try: the upstream's name and its status code or failure."""
+    """One try: the upstream's name and its status code or failure (``budget``: not started,
+    the route's retry budget was spent)."""
 
     upstream: str
     outcome: str
@@ -112,11 +123,14 @@ class _Attempt:
     cancellation: Cancellation = field(default_factory=Cancellation)
     first_byte: threading.Event = field(default_factory=threading.Event)
     hedged: bool = False
+    hedge_again_at: float | None = None
 
     @property
     def hedge_at(self) -> float | None:
         after = self.timeouts.hedge_after_seconds
-        return None if after is None else self.started + after
+        if after is None:
+            return None
+        return self.started + after if self.hedge_again_at is None else self.hedge_again_at
 
 
 class Forwarder:
@@ -131,6 +145,7 @@ class Forwarder:
         rng: random.Random | None = None,
         latencies: LatencyTracker | None = None,
         executor: Executor | None = None,
+        budget: RetryBudget | None = None,
     ) -> None:
         self._client = client
         self._detector = detector
@@ -138,6 +153,7 @@ class Forwarder:
         self._rng = rng or random.Random()  # noqa: S311 - traffic spreading, not security
         self._latencies = latencies or LatencyTracker()
         self._executor = executor
+        self._budget = budget or RetryBudget(clock=clock)
 
     def forward(
         self,
@@ -158,6 +174,7 @@ class Forwarder:
         planned = tries(order, route.retries.attempts)
         if not planned:
             return Forwarded(bad_gateway(), (), None)
+        self._budget.record_request(route.route_id)
         hedging = (may_retry(request.method, Failure.TIMEOUT, route.retries.on)
                    and len({_key(route, u) for u in planned}) > 1)
         race = _Race(self, route, request, credential, deadline, planned,
@@ -226,6 +243,7 @@ class _Race:
         self._history: list[tuple[float, Try]] = []
         self._last_answer: tuple[UpstreamReply, str] | None = None
         self._last_failure: Failure | None = None
+        self._refused: tuple[float, int] | None = None
 
     def run(self) -> Forwarded:
         try:
@@ -235,7 +253,7 @@ class _Race:
                 attempt.cancellation.cancel()
 
     def _run(self) -> Forwarded:
-        self._start_next()
+        self._start_next(budgeted=False)
         while self._pending:
             now = self._clock()
             if now >= self._deadline:
@@ -260,14 +278,18 @@ class _Race:
         timed_out = self._last_failure is Failure.TIMEOUT
         return self._done(gateway_timeout() if timed_out else bad_gateway(), None)
 
-    def _start_next(self) -> None:
-        """Start the next planned try, if any is left and time remains."""
+    def _start_next(self, *, budgeted: bool) -> bool:
+        """Start the next planned try, if any is left, time remains and, when ``budgeted``, the
+        route's retry budget allows it; whether it started."""
         if self._started >= len(self._planned):
-            return
+            return False
         remaining = self._deadline - self._clock()
         if remaining <= 0:
             self._last_failure = Failure.TIMEOUT
-            return
+            return False
+        if budgeted and not self._forwarder._budget.allow_extra_try(self._route.route_id):
+            self._refused = (self._clock(), self._started)
+            return False
         index = self._started
         self._started += 1
         upstream = self._planned[index]
@@ -292,13 +314,20 @@ class _Race:
         else:
             future = self._executor.submit(run, *arguments)
         self._pending[future] = attempt
+        return True
 
     def _hedge_if_due(self) -> None:
-        """Start the next try beside the newest one when its hedging delay has passed."""
-        hedge_at = self._hedge_due_at()
-        if self._newest is not None and hedge_at is not None and self._clock() >= hedge_at:
-            self._newest.hedged = True
-            self._start_next()
+        """Start the next try beside the newest one when its hedging delay has passed; when the
+        retry budget refuses it, ask again one hedging delay later."""
+        newest, hedge_at = self._newest, self._hedge_due_at()
+        now = self._clock()
+        if newest is None or hedge_at is None or now < hedge_at:
+            return
+        if self._start_next(budgeted=True):
+            newest.hedged = True
+        else:
+            delay = max(HEDGE_FLOOR_SECONDS, newest.timeouts.hedge_after_seconds or 0.0)
+            newest.hedge_again_at = now + delay
 
     def _hedge_due_at(self) -> float | None:
         """When the newest try should be hedged, if it should be."""
@@ -335,7 +364,8 @@ class _Race:
             self._detector.record_failure(attempt.key, timeout=failure is Failure.TIMEOUT)
         self._last_failure = failure
         if may_retry(self._request.method, failure, self._route.retries.on):
-            self._start_next()
+            # A connect failure never reached its upstream: retrying it adds no load.
+            self._start_next(budgeted=failure is not Failure.CONNECT)
         return None
 
     def _abandon_pending(self) -> None:
@@ -360,6 +390,9 @@ class _Race:
         self._last_failure = Failure.TIMEOUT
 
     def _done(self, result: dict[str, Any], answered_by: str | None) -> Forwarded:
+        if self._refused is not None and self._refused[1] >= self._started:
+            refused_at, index = self._refused
+            self._history.append((refused_at, Try(self._planned[index].name, OVER_BUDGET)))
         ordered = sorted(self._history, key=lambda entry: entry[0])
         return Forwarded(result, tuple(entry for _, entry in ordered), answered_by)
 

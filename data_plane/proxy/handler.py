@@ -5,7 +5,8 @@ proxy result. Per request: read the event, find the route and its active upstrea
 (:mod:`~data_plane.proxy.route_directory`), fetch the route's credential
 (:mod:`~data_plane.proxy.credentials`), forward with retries
 (:mod:`~data_plane.proxy.forwarder`), and log one line: route, method, resource, status, the
-tries (upstream and outcome) and the latency. Headers, query strings, bodies and credentials
+tries (upstream and outcome; ``budget`` for a hedge or retry the retry budget refused) and the
+latency. Headers, query strings, bodies and credentials
 are never logged.
 
 Within ``timeout_ms`` of the route counted from when API Gateway received the request (its
@@ -39,6 +40,7 @@ from data_plane.proxy.http_client import shared_client
 from data_plane.proxy.outlier import OutlierDetector, OutlierPolicy
 from data_plane.proxy.proxy_event import InvalidEventError, ProxyRequest, read_event
 from data_plane.proxy.proxy_result import bad_gateway
+from data_plane.proxy.retry_budget import RetryBudget
 from data_plane.proxy.route_directory import RouteDirectory, RouteLookupError
 from data_plane.proxy.settings import ProxySettings
 
@@ -68,8 +70,8 @@ class Dependencies:
     ) -> Dependencies:
         """Clients on the function's AWS endpoint, the shared HTTP pool, fresh caches.
 
-        ``clock`` drives the caches' lifetimes and outlier ejections (request deadlines always
-        use the monotonic clock).
+        ``clock`` drives the caches' lifetimes and outlier ejections (request deadlines and the
+        retry budget's window always use the monotonic clock).
         """
         session = boto3.session.Session()
 
@@ -95,6 +97,7 @@ class Dependencies:
                 shared_client(allow_loopback=settings.allow_loopback_upstreams),
                 OutlierDetector(outlier_policy, clock=clock),
                 rng=rng,
+                budget=RetryBudget(settings.retry_budget),
             ),
         )
 

@@ -266,12 +266,28 @@ def test_failing_upstream_is_ejected_then_readmitted_after_the_ejection_time(aws
 
 
 def test_ejected_upstream_is_still_tried_when_every_other_one_fails(aws, proxy, clock, a, b):
+    # four retries within one budget window (the default budget allows three)
+    proxy.env.update(RETRY_BUDGET_MIN_EXTRA_TRIES="4", RETRY_BUDGET_WINDOW_SECONDS="3600")
     a.forced_status = 503
     put_route(aws, proxy_route("svc", "/{proxy+}", a.url, b.url, retries=RETRY_ALL))
     for _ in range(3):
         proxy(get())
     a.forced_status, b.forced_status = None, 503
     assert served_by(proxy(get())) == "a"  # b fails, ejected a is the last resort
+
+
+def test_retry_refused_by_the_retry_budget_leaves_the_client_the_5xx_and_shows_in_the_log(
+    aws, proxy, a, b, logs
+):
+    proxy.env.update(RETRY_BUDGET_MIN_EXTRA_TRIES="1", RETRY_BUDGET_WINDOW_SECONDS="3600")
+    a.forced_status = 503
+    put_route(aws, proxy_route("svc", "/{proxy+}", a.url, b.url, retries=RETRY_ALL))
+    assert served_by(proxy(get())) == "b"
+    result = proxy(get())
+    assert result["statusCode"] == 503
+    assert header_of(result, "X-Upstream") == ["a"]
+    assert len(b.requests) == 1
+    assert '"tries":["u0:503","u1:budget"]' in logs.getvalue().replace(" ", "")
 
 
 # ---- what the upstream receives and the client gets back -----------------------------------
