@@ -166,25 +166,40 @@ class FunctionRuntime:
         self._handlers_lock = threading.Lock()
         self._configurations: dict[tuple[str, str | None], tuple[float, FunctionConfiguration]] = {}
         self._slots = _ConcurrencySlots()
+        self._refreshing: set[tuple[str, str | None]] = set()
 
     CONFIGURATION_TTL_SECONDS = 1.0
 
     def configuration(self, function_name: str, qualifier: str | None = None) -> FunctionConfiguration:
         """The function's configuration, read from the embedded AWS at most once a second per
-        function (a warm Lambda sees a configuration change on its next cold start, too)."""
+        function (a warm Lambda sees a configuration change on its next cold start, too).
+
+        Once known, a stale configuration is refreshed by one caller while the others go on
+        with it: many invocations of one function start at once on the local cloud.
+        """
         key = (function_name, qualifier)
         now = time.monotonic()
         cached = self._configurations.get(key)
-        if cached is not None and now - cached[0] < self.CONFIGURATION_TTL_SECONDS:
-            return cached[1]
-        kwargs = {"FunctionName": function_name}
-        if qualifier:
-            kwargs["Qualifier"] = qualifier
-        function = self._lambda.get_function(**kwargs)
-        config = FunctionConfiguration.from_api(function["Configuration"],
-                                                function.get("Concurrency"))
-        self._configurations[key] = (now, config)
-        return config
+        if cached is not None:
+            if now - cached[0] < self.CONFIGURATION_TTL_SECONDS:
+                return cached[1]
+            with self._handlers_lock:
+                if key in self._refreshing:
+                    return cached[1]
+                self._refreshing.add(key)
+        try:
+            kwargs = {"FunctionName": function_name}
+            if qualifier:
+                kwargs["Qualifier"] = qualifier
+            function = self._lambda.get_function(**kwargs)
+            config = FunctionConfiguration.from_api(function["Configuration"],
+                                                    function.get("Concurrency"))
+            self._configurations[key] = (now, config)
+            return config
+        finally:
+            if cached is not None:
+                with self._handlers_lock:
+                    self._refreshing.discard(key)
 
     def invoke(self, function_name: str, event: Any, *, qualifier: str | None = None,
                wait_for_capacity: bool = True) -> Any:

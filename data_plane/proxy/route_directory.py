@@ -83,6 +83,7 @@ class RouteDirectory:
         self._statuses: dict[str, _Status] = {}
         self._scan_lock = threading.Lock()
         self._status_lock = threading.Lock()
+        self._refreshing: set[str] = set()
 
     def resolve(self, resource: str, method: str) -> ResolvedRoute | None:
         """The route serving ``method resource``, or None when no valid proxy route does."""
@@ -154,6 +155,19 @@ class RouteDirectory:
         cached = self._statuses.get(route_id)
         if cached is not None and now - cached.fetched_at < self._status_ttl:
             return cached
+        if cached is not None:  # stale: one caller refreshes it, the others serve it meanwhile
+            with self._status_lock:
+                if route_id in self._refreshing:
+                    return cached
+                self._refreshing.add(route_id)
+        try:
+            return self._fetch_status(route_id, now, cached)
+        finally:
+            if cached is not None:
+                with self._status_lock:
+                    self._refreshing.discard(route_id)
+
+    def _fetch_status(self, route_id: str, now: float, cached: _Status | None) -> _Status | None:
         try:
             raw = self._client.get_item(
                 TableName=self._state_table,
