@@ -1,7 +1,7 @@
 """Load through the local gateway across 50 routes while a primary is killed and restored.
 
 The rate and duration are ``TURNOUT_LOAD_RPS`` and ``TURNOUT_LOAD_SECONDS``; the default rate is
-half of what two cores were measured to sustain in this scenario (about 300 requests/s with
+a third of what two cores were measured to sustain in this scenario (450 requests/s with
 the emulated AWS, the control plane, the gateway, the upstreams and this generator on them at
 once). ``python -m bench.reliability`` runs the same scenario at 1,000 requests/s for 60 s and
 prints the rate it achieved.
