@@ -28,6 +28,7 @@ def forget() -> None:
         CALLS.clear()
         _seen.clear()
         MOST_AT_ONCE.clear()
+        RELEASE.clear()
 
 
 def received(function_name: str) -> list[Any]:
@@ -109,16 +110,22 @@ def sleep(event: dict[str, Any], context: Any) -> str:
 
 _running: dict[str, int] = defaultdict(int)
 MOST_AT_ONCE: dict[str, int] = defaultdict(int)
+RELEASE = threading.Event()
+"""Set by a test to end the invocations of :func:`overlap` that wait for it."""
 
 
 def overlap(event: dict[str, Any], context: Any) -> str:
-    """Sleep ``event["seconds"]``, counting in :data:`MOST_AT_ONCE` how many ran at once."""
+    """Sleep ``event["seconds"]`` (or, with ``until_released``, until :data:`RELEASE` is set),
+    counting in :data:`MOST_AT_ONCE` how many ran at once."""
     name = context.function_name
     with _lock:
         _running[name] += 1
         MOST_AT_ONCE[name] = max(MOST_AT_ONCE[name], _running[name])
     try:
-        time.sleep(float(event.get("seconds", 0.2)))
+        if event.get("until_released"):
+            RELEASE.wait(20)
+        else:
+            time.sleep(float(event.get("seconds", 0.2)))
     finally:
         with _lock:
             _running[name] -= 1

@@ -318,16 +318,17 @@ def test_reserved_concurrency_queues_background_invocations_and_throttles_synchr
     lambda_ = aws.client("lambda")
     lambda_.put_function_concurrency(FunctionName="single", ReservedConcurrentExecutions=1)
 
-    def in_background(n: int, seconds: float) -> None:
+    def in_background(n: int, **event: Any) -> None:
         lambda_.invoke(FunctionName="single", InvocationType="Event",
-                       Payload=json.dumps({"n": n, "seconds": seconds}))
+                       Payload=json.dumps({"n": n, **event}))
 
-    in_background(0, 1.5)
+    in_background(0, until_released=True)
     _wait_for(lambda: sample_handlers.MOST_AT_ONCE["single"] == 1)
     for n in (1, 2, 3):
-        in_background(n, 0.2)
+        in_background(n, seconds=0.2)
     with pytest.raises(ClientError) as throttled:  # the first still runs: no room for a caller
         lambda_.invoke(FunctionName="single", Payload=json.dumps({"n": "sync"}))
+    sample_handlers.RELEASE.set()
 
     error = throttled.value.response
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 429
