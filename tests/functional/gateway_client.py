@@ -10,7 +10,13 @@ from data_plane.local_gateway import LocalGateway
 def call(gateway: LocalGateway, method: str, target: str, *, headers=(), body: bytes | None = None,
          timeout: float = 20):
     """One request on a fresh connection: (status, header pairs, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=timeout)
+    return call_port(gateway.port, method, target, headers=headers, body=body, timeout=timeout)
+
+
+def call_port(port: int, method: str, target: str, *, headers=(), body: bytes | None = None,
+              timeout: float = 20):
+    """One request to 127.0.0.1:``port`` on a fresh connection: (status, header pairs, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.putrequest(method, target, skip_accept_encoding=True)
         for name, value in headers:

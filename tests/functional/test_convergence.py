@@ -10,6 +10,7 @@ from botocore.awsrequest import AWSResponse
 
 from control_plane.adapters.throttle import is_write
 from tests.functional.stack import Harness, Stack, route
+from tests.reliability.fault_handlers import RawBody
 
 
 class Crash(BaseException):
@@ -180,7 +181,7 @@ def test_a_batch_of_100_routes_converges_with_30_percent_of_api_gateway_calls_th
             body = json.dumps({"message": "Too Many Requests"}).encode()
             return AWSResponse(request.url, 429, {"x-amzn-ErrorType": "TooManyRequestsException",
                                                   "Content-Type": "application/json"},
-                               _Raw(body))
+                               RawBody(body))
         return None
 
     harness.session_events.register("before-send", throttle_30_percent)
@@ -202,20 +203,6 @@ def test_a_batch_of_100_routes_converges_with_30_percent_of_api_gateway_calls_th
     assert all(stack.status(f"t{i}")["phase"] == "READY" for i in range(100))
     assert len(stack.stage_variables()) == 100
     assert len(stack.api_methods()) == 100
-
-
-class _Raw:
-    """The raw body botocore reads from an HTTP response."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **kwargs):
-        yield self._body
-
-    def read(self, *args, **kwargs) -> bytes:
-        body, self._body = self._body, b""
-        return body
 
 
 def test_a_reconcile_never_undoes_a_failover_that_happened_while_it_ran(stack, harness):

@@ -29,6 +29,7 @@ from data_plane.gateway_config import ConfigSource, apigateway_client
 from data_plane.local_gateway import LocalGateway
 from data_plane.server_thread import ServerThread
 from tests.conftest import AwsEndpoint, free_port
+from tests.functional.gateway_client import call_port
 
 STAGE = "live"
 PROXY_TIMEOUT_MS = 5_000
@@ -302,18 +303,8 @@ def call(
     body: bytes | None = None,
     timeout_seconds: float = 10,
 ) -> Reply:
-    conn = http.client.HTTPConnection("127.0.0.1", gateway.server.port, timeout=timeout_seconds)
-    try:
-        conn.putrequest(method, target, skip_accept_encoding=True)
-        for name, value in headers:
-            conn.putheader(name, value)
-        if body is not None:
-            conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders(body)
-        response = conn.getresponse()
-        return Reply(response.status, response.getheaders(), response.read())
-    finally:
-        conn.close()
+    return Reply(*call_port(gateway.server.port, method, target, headers=headers, body=body,
+                            timeout=timeout_seconds))
 
 
 def received(reply: Reply) -> dict[str, Any]:

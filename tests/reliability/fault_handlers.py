@@ -59,7 +59,7 @@ class Faults:
 FAULTS = Faults()
 
 
-class _Body:
+class RawBody:
     """The raw body botocore reads from an HTTP response."""
 
     def __init__(self, body: bytes) -> None:
@@ -92,7 +92,7 @@ def unavailable(request) -> AWSResponse:
     return AWSResponse(request.url, 503, {"x-amzn-ErrorType": "ServiceUnavailable",
                                           "x-amzn-RequestId": str(uuid.uuid4()),
                                           "Content-Type": "application/x-amz-json-1.0"},
-                       _Body(payload))
+                       RawBody(payload))
 
 
 def _before_call(model, **kwargs) -> None:
