@@ -6,8 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import socket
-import subprocess
-import sys
 import threading
 import tracemalloc
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ from data_plane.proxy.http_client import (
     UpstreamResponseTooLarge,
     UpstreamTimeout,
 )
-from tests.functional.test_proxy_conformance import BULK_PROGRAM
+from tests.functional.bulk_service import bulk_service
 from tests.functional.test_proxy_support import Upstream, closed_url
 
 MB = 1024 * 1024
@@ -97,12 +95,8 @@ def test_answer_too_large_for_a_proxy_result_is_refused(upstream):
 @pytest.fixture(scope="module")
 def bulk() -> Iterator[str]:
     """A service streaming large bodies, in its own process."""
-    process = subprocess.Popen([sys.executable, "-c", BULK_PROGRAM], stdout=subprocess.PIPE, text=True)
-    try:
-        yield f"http://127.0.0.1:{int(process.stdout.readline())}"
-    finally:
-        process.kill()
-        process.wait()
+    with bulk_service() as url:
+        yield url
 
 
 def peak_while(action) -> int:
